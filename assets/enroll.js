@@ -1,0 +1,224 @@
+/*! getacert enroll.js: the DOM glue of the enrollment page (assets/page.html).
+ *
+ * Picks the flow: browsers that still have <keygen> get the article's form, which works
+ * without any help from here; all others get the WebCrypto flow below:
+ *   key pair (WebCrypto) → PKCS#10 CSR (pkix.js) → POST to the page's own URL
+ *   → DER certificate → PKCS#12 file (pkix.js) → download USERNAME.p12.
+ * The private key and the file's password never leave the page.
+ *
+ * Loaded with `defer` under a strict CSP: no inline code, no eval, no style attributes
+ * (visibility goes through the `hidden` attribute). ES5 syntax plus Promises, no
+ * async/await: browsers old enough to have <keygen> (Firefox 45, Chrome 50) must be able to
+ * parse this file, or they would never see their form. (pkix.js may fail to parse there;
+ * it is not needed for keygen.)
+ */
+(function () {
+  'use strict';
+
+  function $(id) { return document.getElementById(id); }
+
+  // ---- pick the flow -----------------------------------------------------------
+  var kg = document.createElement('keygen');
+  var hasKeygen = 'challenge' in kg && 'keytype' in kg; // HTMLKeygenElement (gone since Chrome 57 / Firefox 69)
+  if (hasKeygen) {
+    $('legacy-form').hidden = false;
+    return;
+  }
+  var P = window.GetacertPKIX;
+  if (!window.isSecureContext || !window.crypto || !window.crypto.subtle || !P ||
+      typeof TextEncoder === 'undefined' || typeof fetch === 'undefined') {
+    if (!window.isSecureContext) {
+      $('unsupported-reason').textContent =
+        'This page was opened without HTTPS, so the browser does not allow it to create keys. ' +
+        'Open the https:// address of this page instead.';
+    }
+    $('unsupported').hidden = false;
+    return;
+  }
+
+  var form = $('enroll-form'), errorBox = $('error'), progress = $('progress'), submit = $('submit');
+  var fields = { username: $('username'), email: $('email'), password: $('password'), password2: $('password2') };
+  var busy = false, downloadUrl = null;
+  form.hidden = false;
+
+  // ---- messages -------------------------------------------------------------------
+  function say(text) { progress.textContent = text || ''; }
+  function clearError() {
+    errorBox.textContent = '';
+    Object.keys(fields).forEach(function (k) {
+      var el = fields[k], note = $(el.id + '-error');
+      el.removeAttribute('aria-invalid');
+      if (note) {
+        note.parentNode.removeChild(note);
+        el.setAttribute('aria-describedby', (el.getAttribute('aria-describedby') || '').replace(el.id + '-error', '').trim());
+        if (!el.getAttribute('aria-describedby')) el.removeAttribute('aria-describedby');
+      }
+    });
+  }
+  /**
+   * Shows `text` in the alert region (as text, never HTML). With a `field`, also repeats it
+   * under that field (on a phone the alert may be off screen) and focuses the field.
+   */
+  function fail(text, field) {
+    say('');
+    errorBox.textContent = text;
+    if (!field) return;
+    var note = document.createElement('p');
+    note.id = field.id + '-error';
+    note.className = 'field-error';
+    note.textContent = text;
+    field.parentNode.insertBefore(note, field.nextSibling);
+    field.setAttribute('aria-describedby', ((field.getAttribute('aria-describedby') || '') + ' ' + note.id).trim());
+    field.setAttribute('aria-invalid', 'true');
+    field.focus();
+  }
+
+  function validate() {
+    var u = fields.username.value.trim();
+    fields.username.value = u;
+    if (!u) return fail('Please enter the username you want.', fields.username);
+    if (/\s/.test(u)) return fail('The username must not contain spaces.', fields.username);
+    if (fields.email.value.trim() && !fields.email.checkValidity())
+      return fail('That email address does not look right. Correct it or leave the field empty.', fields.email);
+    if (fields.password.value.length < 8)
+      return fail('Please choose a password of at least 8 characters for the certificate file.', fields.password);
+    if (fields.password.value !== fields.password2.value)
+      return fail('The two passwords are not the same. Please type them again.', fields.password2);
+    return true;
+  }
+
+  function keyType() {
+    var r = form.querySelector('input[name="keytype"]:checked');
+    return r ? r.value : 'rsa-2048';
+  }
+
+  /** "in about 2 minutes" from a Retry-After header (seconds or an HTTP date), or ''. */
+  function retryAfter(res) {
+    var h = res.headers.get('Retry-After'), s;
+    if (!h) return '';
+    s = /^\d+$/.test(h.trim()) ? parseInt(h, 10) : Math.round((Date.parse(h) - Date.now()) / 1000);
+    if (!(s > 0)) return '';
+    return s < 90 ? ' You can try again in about ' + s + ' seconds.'
+                  : ' You can try again in about ' + Math.round(s / 60) + ' minutes.';
+  }
+
+  /** Resolves to the plain-words message for a failed POST: the server's own text/plain message when it sent one. */
+  function serverMessage(res) {
+    var isText = /^text\/plain/i.test(res.headers.get('Content-Type') || '');
+    return (isText ? res.text() : Promise.resolve('')).then(function (text) {
+      text = text.trim();
+      if (text.length > 600) text = text.slice(0, 600) + '…';
+      var s = res.status, generic;
+      if (s === 409) generic = 'That username is already taken. Please choose another one.';
+      else if (s === 429) generic = 'Too many attempts from here.';
+      else if (s >= 500) generic = 'The server had a problem (error ' + s + '). Nothing was created; please try again in a few minutes, and tell the site\'s administrator if it keeps happening.';
+      else generic = 'The server did not accept the request (error ' + s + ').';
+      return (text || generic) + (s === 429 || s === 503 ? retryAfter(res) : '');
+    });
+  }
+
+  /** A failure to show the user as it is (optionally about one field); anything else is a bug. */
+  function UserError(message, field) { this.message = message; this.field = field || null; }
+
+  function fileName(username) { return username.replace(/[^A-Za-z0-9._@-]+/g, '_').replace(/^\.+/, '') + '.p12'; }
+
+  // ---- the flow ---------------------------------------------------------------------
+  function enroll() {
+    var username = fields.username.value, password = fields.password.value, type = keyType();
+    var keyPair, certDer, info;
+
+    say('Creating your private key in this browser…');
+    return P.generateKeyPair(type).then(function (kp) {
+      keyPair = kp;
+      return P.buildCsr(kp, username);
+    }).then(function (csr) {
+      say('Asking the server to sign your certificate…');
+      var body = new URLSearchParams();
+      body.set('username', username);
+      if (fields.email.value.trim()) body.set('email', fields.email.value.trim());
+      body.set('token', form.elements.token.value);
+      body.set('csr', P.pem('CERTIFICATE REQUEST', csr));
+      return fetch(form.getAttribute('action'), {
+        method: 'POST', body: body, credentials: 'same-origin', cache: 'no-store',
+        headers: { 'Accept': 'application/x-x509-user-cert' }
+      }).then(null, function () {
+        throw new UserError('Could not reach the server. Check your connection and try again.');
+      });
+    }).then(function (res) {
+      if (res.ok) return res.arrayBuffer();
+      return serverMessage(res).then(function (msg) {
+        throw new UserError(msg, res.status === 409 ? fields.username : null);
+      });
+    }).then(function (buf) {
+      certDer = new Uint8Array(buf);
+      try { info = P.certInfo(certDer); } catch (e) {
+        throw new UserError('The server answered, but not with a certificate. Please try again later, and tell the site\'s administrator if it keeps happening.');
+      }
+      return crypto.subtle.exportKey('spki', keyPair.publicKey);
+    }).then(function (spki) {
+      if (!P.equal(new Uint8Array(spki), info.spki))
+        throw new UserError('The server sent back a certificate for a different key, so it cannot be used. Please tell the site\'s administrator.');
+      say('Packing your key and certificate into a password-protected file…');
+      return crypto.subtle.exportKey('pkcs8', keyPair.privateKey);
+    }).then(function (pkcs8) {
+      return P.buildPkcs12({ privateKey: pkcs8, certificate: certDer, password: password, friendlyName: username });
+    }).then(function (p12) {
+      offer(p12, fileName(username), info);
+    });
+  }
+
+  function offer(p12, name, info) {
+    if (downloadUrl) URL.revokeObjectURL(downloadUrl);
+    downloadUrl = URL.createObjectURL(new Blob([p12], { type: 'application/x-pkcs12' }));
+    var link = $('download');
+    link.href = downloadUrl;
+    link.download = name;
+    $('result-file').textContent = name;
+    Array.prototype.forEach.call(document.querySelectorAll('#result .file'), function (el) { el.textContent = name; });
+    $('result-detail').textContent = info.notAfter
+      ? 'The certificate is valid until ' + info.notAfter.toLocaleDateString(undefined, { year: 'numeric', month: 'long', day: 'numeric' }) + '.'
+      : '';
+    openStepsForThisDevice();
+    // The password has done its job; do not leave it in the page.
+    fields.password.value = fields.password2.value = '';
+    form.hidden = true;
+    say('');
+    $('result').hidden = false;
+    link.click(); // starts the download; the link stays for a second try
+    $('result-heading').focus();
+  }
+
+  function openStepsForThisDevice() {
+    var ua = navigator.userAgent, p =
+      /Firefox\//.test(ua) && !/Android|iPhone|iPad/.test(ua) ? 'firefox' :
+      /iPhone|iPad|iPod/.test(ua) || (/Macintosh/.test(ua) && navigator.maxTouchPoints > 1) ? 'ios' :
+      /Android/.test(ua) ? 'android' :
+      /Windows/.test(ua) ? 'windows' :
+      /Macintosh/.test(ua) ? 'mac' :
+      /Linux|X11|CrOS/.test(ua) ? 'linux' : '';
+    var d = p && document.querySelector('#result details[data-platform="' + p + '"]');
+    if (d) d.open = true;
+  }
+
+  form.addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    if (busy) return;
+    clearError();
+    if (validate() !== true) return;
+    busy = true;
+    submit.disabled = true;
+    form.setAttribute('aria-busy', 'true');
+    enroll().catch(function (e) {
+      if (e instanceof UserError) return fail(e.message, e.field);
+      // Our own bug or a browser refusing an operation: say so plainly, keep the detail in the console.
+      if (window.console) console.error('getacert enrollment failed:', e);
+      fail('Something went wrong in this browser while creating your certificate (' +
+           (e && e.message ? e.message : String(e)) + '). Please try again, or use another browser.');
+    }).then(function () {
+      busy = false;
+      submit.disabled = false;
+      form.removeAttribute('aria-busy');
+    });
+  });
+  window.addEventListener('pagehide', function () { if (downloadUrl) URL.revokeObjectURL(downloadUrl); });
+})();

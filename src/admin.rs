@@ -1,0 +1,322 @@
+//! The admin commands: `init` (a new CA directory, the article's steps 1 and 4 done
+//! right), `check` (is this deployment sound, and how to fix it if not) and `list`.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use openssl::asn1::{Asn1Integer, Asn1Time};
+use openssl::bn::BigNum;
+use openssl::ec::{EcGroup, EcKey};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkey::{PKey, Private};
+use openssl::rsa::Rsa;
+use openssl::x509::extension::{BasicConstraints, KeyUsage, SubjectKeyIdentifier};
+use openssl::x509::{X509, X509NameBuilder};
+
+use crate::app::{App, now};
+use crate::ca::index::{self, Status};
+use crate::ca::sign::Ca;
+use crate::ca::store::Store;
+use crate::config::{Config, GETACERT_KEYS};
+
+/// What `init` makes.
+pub struct InitOptions {
+    pub cn: String,
+    pub org: Option<String>,
+    pub country: Option<String>,
+    pub key: String,
+    pub days: u32,
+}
+
+fn make_key(spec: &str) -> Result<PKey<Private>, String> {
+    let bad = || format!("--key {spec:?}: use rsa:2048, rsa:3072, rsa:4096, ec:P-256 or ec:P-384");
+    let (kind, param) = spec.split_once(':').ok_or_else(bad)?;
+    let key = match kind {
+        "rsa" => {
+            let bits: u32 = param.parse().map_err(|_| bad())?;
+            if !(2048..=8192).contains(&bits) {
+                return Err(bad());
+            }
+            PKey::from_rsa(Rsa::generate(bits).map_err(|e| e.to_string())?)
+        }
+        "ec" => {
+            let nid = match param {
+                "P-256" | "prime256v1" => Nid::X9_62_PRIME256V1,
+                "P-384" | "secp384r1" => Nid::SECP384R1,
+                _ => return Err(bad()),
+            };
+            let group = EcGroup::from_curve_name(nid).map_err(|e| e.to_string())?;
+            PKey::from_ec_key(EcKey::generate(&group).map_err(|e| e.to_string())?)
+        }
+        _ => return Err(bad()),
+    };
+    key.map_err(|e| e.to_string())
+}
+
+fn ca_cert(key: &PKey<Private>, opts: &InitOptions) -> Result<X509, openssl::error::ErrorStack> {
+    let mut name = X509NameBuilder::new()?;
+    if let Some(c) = &opts.country {
+        name.append_entry_by_nid(Nid::COUNTRYNAME, c)?;
+    }
+    if let Some(o) = &opts.org {
+        name.append_entry_by_nid(Nid::ORGANIZATIONNAME, o)?;
+    }
+    name.append_entry_by_nid(Nid::COMMONNAME, &opts.cn)?;
+    let name = name.build();
+    let mut serial = BigNum::new()?;
+    serial.rand(127, openssl::bn::MsbOption::MAYBE_ZERO, false)?;
+    let mut b = X509::builder()?;
+    b.set_version(2)?;
+    let serial = Asn1Integer::from_bn(&serial)?;
+    b.set_serial_number(&serial)?;
+    b.set_subject_name(&name)?;
+    b.set_issuer_name(&name)?;
+    let (from, until) = (Asn1Time::days_from_now(0)?, Asn1Time::days_from_now(opts.days)?);
+    b.set_not_before(&from)?;
+    b.set_not_after(&until)?;
+    b.set_pubkey(key)?;
+    b.append_extension(BasicConstraints::new().critical().ca().pathlen(0).build()?)?;
+    b.append_extension(KeyUsage::new().critical().key_cert_sign().crl_sign().build()?)?;
+    let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(None, None))?;
+    b.append_extension(ski)?;
+    b.sign(key, MessageDigest::sha256())?;
+    Ok(b.build())
+}
+
+/// The ca.conf `init` writes: usable by `openssl ca` unchanged, with every getacert
+/// setting listed, commented out at its default.
+pub fn ca_conf(dir: &Path) -> String {
+    let mut s = format!(
+        "# ca.conf written by `getacert init`. Read by getacert and by `openssl ca -config`.\n\
+         # When you run `openssl ca` by hand, hold getacert's lock:\n\
+         #   flock {dir}/index.txt.lock openssl ca -config {dir}/ca.conf ...\n\
+         \n\
+         [ ca ]\n\
+         default_ca      = CA_default\n\
+         \n\
+         [ CA_default ]\n\
+         dir             = {dir}\n\
+         database        = $dir/index.txt\n\
+         new_certs_dir   = $dir/newcerts\n\
+         certificate     = $dir/rootCA.pem\n\
+         private_key     = $dir/rootCA.key\n\
+         serial          = $dir/serial\n\
+         crlnumber       = $dir/crlnumber\n\
+         crl             = $dir/crl.pem\n\
+         default_days    = 365\n\
+         default_crl_days = 30\n\
+         default_md      = sha256\n\
+         policy          = policy_getacert\n\
+         email_in_dn     = yes\n\
+         name_opt        = ca_default\n\
+         cert_opt        = ca_default\n\
+         copy_extensions = none\n\
+         unique_subject  = no\n\
+         # getacert's built-in client profile is used while x509_extensions is unset;\n\
+         # for `openssl ca` by hand, add `-extensions getacert_client`.\n\
+         \n\
+         [ policy_getacert ]\n\
+         countryName            = optional\n\
+         stateOrProvinceName    = optional\n\
+         localityName           = optional\n\
+         organizationName       = optional\n\
+         organizationalUnitName = optional\n\
+         commonName             = supplied\n\
+         emailAddress           = optional\n\
+         \n\
+         [ getacert_client ]\n\
+         basicConstraints       = critical, CA:FALSE\n\
+         keyUsage               = critical, digitalSignature, keyEncipherment\n\
+         extendedKeyUsage       = clientAuth\n\
+         subjectKeyIdentifier   = hash\n\
+         authorityKeyIdentifier = keyid\n\
+         \n\
+         [ getacert ]\n\
+         # Every setting at its default. A line you uncomment is one you changed.\n",
+        dir = dir.display()
+    );
+    for (key, default, comment) in GETACERT_KEYS {
+        s.push_str(&format!("# {comment}\n# {key} = {default}\n"));
+    }
+    s
+}
+
+fn write_new(path: &Path, content: &[u8], mode: u32) -> Result<(), String> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    f.write_all(content)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+pub fn init(dir: &Path, opts: &InitOptions) -> Result<(), String> {
+    for existing in ["rootCA.key", "rootCA.pem", "ca.conf", "index.txt", "serial"] {
+        if dir.join(existing).exists() {
+            return Err(format!(
+                "{} already exists: refusing to overwrite a CA. Choose another directory.",
+                dir.join(existing).display()
+            ));
+        }
+    }
+    fs::create_dir_all(dir.join("newcerts")).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let dir = dir
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    let key = make_key(&opts.key)?;
+    let cert = ca_cert(&key, opts).map_err(|e| format!("making the CA certificate: {e}"))?;
+    let key_pem = key.private_key_to_pem_pkcs8().map_err(|e| e.to_string())?;
+    let cert_pem = cert.to_pem().map_err(|e| e.to_string())?;
+    write_new(&dir.join("rootCA.key"), &key_pem, 0o600)?;
+    write_new(&dir.join("rootCA.pem"), &cert_pem, 0o644)?;
+    write_new(&dir.join("ca-bundle.crt"), &cert_pem, 0o644)?;
+    write_new(&dir.join("index.txt"), b"", 0o644)?;
+    write_new(&dir.join("index.txt.attr"), b"unique_subject = no\n", 0o644)?;
+    write_new(&dir.join("serial"), b"1000\n", 0o644)?;
+    write_new(&dir.join("crlnumber"), b"1000\n", 0o644)?;
+    write_new(&dir.join("ca.conf"), ca_conf(&dir).as_bytes(), 0o644)?;
+    println!("Made a CA in {}:", dir.display());
+    println!("  rootCA.key (0600: only this user may read it), rootCA.pem, ca-bundle.crt,");
+    println!("  index.txt, index.txt.attr, serial, crlnumber, newcerts/, ca.conf");
+    println!("Next: getacert --config {} check", dir.join("ca.conf").display());
+    Ok(())
+}
+
+/// Every problem found, each with its fix. Empty means sound.
+pub fn check(config_path: &Path) -> Vec<String> {
+    let mut problems = Vec::new();
+    let config = match Config::load(config_path) {
+        Ok(c) => c,
+        Err(e) => return vec![format!("{e}")],
+    };
+    let p = &config.paths;
+    match fs::metadata(&p.private_key) {
+        Ok(m) if m.mode() & 0o077 != 0 => problems.push(format!(
+            "{} is readable by group or others (mode {:04o}): run `chmod 600 {}` and make it owned by the user getacert runs as",
+            p.private_key.display(),
+            m.mode() & 0o7777,
+            p.private_key.display()
+        )),
+        Ok(_) => {}
+        Err(e) => problems.push(format!("{}: {e}", p.private_key.display())),
+    }
+    match Ca::load(&p.certificate, &p.private_key) {
+        Ok(ca) => {
+            let now_t = Asn1Time::days_from_now(0).ok();
+            if now_t.as_ref().is_some_and(|n| ca.cert.not_after() < n) {
+                problems.push(format!(
+                    "{}: the CA certificate has expired",
+                    p.certificate.display()
+                ));
+            }
+        }
+        Err(e) => problems.push(e.to_string()),
+    }
+    if let Some(note) = &config.digest_note {
+        problems.push(format!(
+            "{}: {note}; set default_md = sha256 to silence this",
+            config.file.display()
+        ));
+    }
+    if config.unique_subject {
+        problems.push(format!(
+            "unique_subject is yes (index.txt.attr or ca.conf): a user cannot have a second device; \
+             write `unique_subject = no` into {}.attr",
+            p.database.display()
+        ));
+    }
+    match Store::read_records(&p.database) {
+        Ok(records) => {
+            let mut seen = std::collections::HashSet::new();
+            for r in &records {
+                if !seen.insert(r.serial.clone()) {
+                    problems.push(format!(
+                        "{}: serial {} appears twice",
+                        p.database.display(),
+                        r.serial
+                    ));
+                }
+            }
+        }
+        Err(e) => problems.push(format!(
+            "{e} (fix or remove that line; `openssl ca` cannot read it either)"
+        )),
+    }
+    if !config.rand_serial {
+        match fs::read_to_string(&p.serial) {
+            Ok(t) if index::normalize_serial(&t).is_some() => {}
+            Ok(t) => problems.push(format!(
+                "{}: {:?} is not a hex serial; write e.g. 1000",
+                p.serial.display(),
+                t.trim()
+            )),
+            Err(e) => problems.push(format!(
+                "{}: {e} (create it: echo 1000 > {})",
+                p.serial.display(),
+                p.serial.display()
+            )),
+        }
+    }
+    match fs::metadata(&p.new_certs_dir) {
+        Ok(m) if m.is_dir() => {}
+        _ => problems.push(format!(
+            "{}: missing; run `mkdir {}`",
+            p.new_certs_dir.display(),
+            p.new_certs_dir.display()
+        )),
+    }
+    if problems.is_empty()
+        && let Err(e) = App::new(config)
+    {
+        problems.push(e.to_string());
+    }
+    problems
+}
+
+pub fn list(config: &Config) -> Result<(), String> {
+    let records = Store::read_records(&config.paths.database).map_err(|e| e.to_string())?;
+    let t = now();
+    println!("{:<34} {:<8} {:<24} EXPIRES", "SERIAL", "STATUS", "USERNAME");
+    for r in &records {
+        let status = match r.effective_status(t) {
+            Status::Valid => "valid",
+            Status::Revoked => "revoked",
+            Status::Expired => "expired",
+        };
+        let (y, m, d) = ymd(r.expires_unix());
+        println!(
+            "{:<34} {:<8} {:<24} {y:04}-{m:02}-{d:02}",
+            r.serial,
+            status,
+            r.common_name().unwrap_or("-")
+        );
+    }
+    Ok(())
+}
+
+fn ymd(unix: i64) -> (i64, i64, i64) {
+    let s = index::asn1_time(unix);
+    let digits = s.trim_end_matches('Z');
+    let (y, rest) = if digits.len() == 12 {
+        let yy: i64 = digits[0..2].parse().unwrap_or(0);
+        (if yy >= 50 { 1900 + yy } else { 2000 + yy }, &digits[2..])
+    } else {
+        (digits[0..4].parse().unwrap_or(0), &digits[4..])
+    };
+    (
+        y,
+        rest[0..2].parse().unwrap_or(0),
+        rest[2..4].parse().unwrap_or(0),
+    )
+}
+
+/// Makes sure the key file is not group/other readable (used by `check`).
+pub fn key_mode_ok(path: &Path) -> bool {
+    fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 == 0)
+}

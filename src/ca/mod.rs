@@ -1,0 +1,6 @@
+//! The certificate authority: index.txt format (`index`), the locked, durable database
+//! (`store`) and signing (`sign`).
+
+pub mod index;
+pub mod sign;
+pub mod store;

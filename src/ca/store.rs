@@ -1,0 +1,495 @@
+//! The CA directory: the only code that changes index.txt, serial and newcerts/.
+//!
+//! Every change happens under an exclusive lock on a dedicated lock file
+//! (`<database>.lock`, never index.txt itself: `openssl ca` replaces that by rename),
+//! after an in-process mutex. Enrolling appends one line to index.txt (O(1) in its size)
+//! and fsyncs it; the serial file is replaced by write-new + rename + directory fsync
+//! *before* the serial is used, so a crash can waste a serial but never reuse one.
+//!
+//! An in-memory view of index.txt answers "is this username taken" without reading the
+//! file. It is refreshed each time the lock is taken: the tail appended by another
+//! process is read, and the whole file is reloaded when it was replaced (an admin ran
+//! `openssl ca -revoke`). The view keeps 64-bit keyed hashes of names, not the names,
+//! so a million records fit in a few tens of MiB.
+//!
+//! This module does not build or sign certificates: see `ca::sign`.
+
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::hash::BuildHasher;
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::index::{self, Record, Status};
+use crate::config::{CaPaths, Config};
+
+#[derive(Debug)]
+pub enum StoreError {
+    /// Another process held the lock for longer than `lock_timeout`.
+    LockTimeout(PathBuf),
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        err: io::Error,
+    },
+    BadIndexLine {
+        path: PathBuf,
+        line: usize,
+        err: index::LineError,
+    },
+    BadSerialFile {
+        path: PathBuf,
+        content: String,
+    },
+    /// No free serial found (every candidate already has a newcerts file).
+    SerialsExhausted(PathBuf),
+}
+
+impl StoreError {
+    fn io(path: &Path, action: &'static str, err: io::Error) -> StoreError {
+        StoreError::Io {
+            path: path.to_path_buf(),
+            action,
+            err,
+        }
+    }
+
+    /// Out of disk space or quota: worth retrying later (503), not a bug (500).
+    pub fn is_temporary(&self) -> bool {
+        match self {
+            StoreError::LockTimeout(_) => true,
+            StoreError::Io { err, .. } => matches!(err.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)),
+            StoreError::BadIndexLine { .. }
+            | StoreError::BadSerialFile { .. }
+            | StoreError::SerialsExhausted(_) => false,
+        }
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::LockTimeout(p) => write!(f, "{}: still locked by another process", p.display()),
+            StoreError::Io { path, action, err } => write!(f, "{}: cannot {action}: {err}", path.display()),
+            StoreError::BadIndexLine { path, line, err } => write!(f, "{}:{line}: {err}", path.display()),
+            StoreError::BadSerialFile { path, content } => {
+                write!(f, "{}: {content:?} is not a hexadecimal serial", path.display())
+            }
+            StoreError::SerialsExhausted(p) => write!(f, "{}: no unused serial found", p.display()),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// What the view remembers of index.txt.
+#[derive(Default)]
+struct View {
+    dev: u64,
+    ino: u64,
+    /// Bytes of index.txt already read into the view.
+    len: u64,
+    records: usize,
+    /// Hash of the lower-cased escaped CN → latest notAfter of its `V` records.
+    users: HashMap<u64, i64>,
+    /// Hash of the whole subject → latest notAfter of its `V` records (unique_subject).
+    subjects: HashMap<u64, i64>,
+    /// Hashes of revoked serials.
+    revoked: HashSet<u64>,
+    max_serial: Option<String>,
+}
+
+pub struct Store {
+    paths: CaPaths,
+    rand_serial: bool,
+    unique_subject: bool,
+    lock_timeout: Duration,
+    hasher: RandomState,
+    view: Mutex<Option<View>>,
+}
+
+/// A held lock: the only way to read the view or change the database.
+pub struct Locked<'a> {
+    store: &'a Store,
+    view: MutexGuard<'a, Option<View>>,
+    _lock: File,
+}
+
+impl Store {
+    pub fn new(config: &Config) -> Store {
+        Store {
+            paths: config.paths.clone(),
+            rand_serial: config.rand_serial,
+            unique_subject: config.unique_subject,
+            lock_timeout: config.lock_timeout,
+            hasher: RandomState::new(),
+            view: Mutex::new(None),
+        }
+    }
+
+    pub fn paths(&self) -> &CaPaths {
+        &self.paths
+    }
+
+    fn user_key(&self, escaped_cn: &str) -> u64 {
+        self.hasher.hash_one(escaped_cn.to_ascii_lowercase())
+    }
+
+    /// Takes the in-process mutex and the file lock (waiting up to `lock_timeout`), then
+    /// brings the view up to date with index.txt, repairing a torn last line.
+    pub fn lock(&self) -> Result<Locked<'_>, StoreError> {
+        let view = self.view.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let lock_path = &self.paths.lock_file;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(lock_path)
+            .map_err(|e| StoreError::io(lock_path, "open the lock file", e))?;
+        let deadline = Instant::now() + self.lock_timeout;
+        let mut pause = Duration::from_micros(200);
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(20));
+                }
+                Err(fs::TryLockError::WouldBlock) => return Err(StoreError::LockTimeout(lock_path.clone())),
+                Err(fs::TryLockError::Error(e)) => return Err(StoreError::io(lock_path, "lock", e)),
+            }
+        }
+        let mut locked = Locked {
+            store: self,
+            view,
+            _lock: file,
+        };
+        locked.refresh()?;
+        Ok(locked)
+    }
+
+    /// Every record of index.txt, in file order (for `list`, `check`, revocation).
+    pub fn read_records(path: &Path) -> Result<Vec<Record>, StoreError> {
+        let mut out = Vec::new();
+        for_each_line(path, 0, |n, line| {
+            out.push(Record::parse(line).map_err(|err| StoreError::BadIndexLine {
+                path: path.to_path_buf(),
+                line: n,
+                err,
+            })?);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+}
+
+/// Calls `f` with each complete line of `path` from byte `offset`, numbered from 1 at
+/// `offset`. Returns the offset after the last complete line and whether bytes without
+/// a final newline follow it.
+fn for_each_line(
+    path: &Path,
+    offset: u64,
+    mut f: impl FnMut(usize, &str) -> Result<(), StoreError>,
+) -> Result<(u64, Option<Vec<u8>>), StoreError> {
+    let mut file = File::open(path).map_err(|e| StoreError::io(path, "open", e))?;
+    file.seek(SeekFrom::Start(offset))
+        .map_err(|e| StoreError::io(path, "seek", e))?;
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let mut buf = Vec::with_capacity(256);
+    let mut pos = offset;
+    let mut n = 0;
+    loop {
+        buf.clear();
+        let got = reader
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| StoreError::io(path, "read", e))?;
+        if got == 0 {
+            return Ok((pos, None));
+        }
+        if buf.last() != Some(&b'\n') {
+            return Ok((pos, Some(buf)));
+        }
+        n += 1;
+        pos += got as u64;
+        let line = String::from_utf8_lossy(&buf[..buf.len() - 1]);
+        let line = line.strip_suffix('\r').unwrap_or(&line);
+        if line.is_empty() {
+            continue;
+        }
+        f(n, line)?;
+    }
+}
+
+fn fsync_dir(dir: &Path) -> Result<(), StoreError> {
+    let d = File::open(dir).map_err(|e| StoreError::io(dir, "open directory", e))?;
+    d.sync_all()
+        .map_err(|e| StoreError::io(dir, "fsync directory", e))
+}
+
+fn parent(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+impl View {
+    fn add(&mut self, store: &Store, r: &Record) {
+        self.records += 1;
+        match r.status {
+            Status::Valid => {
+                let exp = r.expires_unix();
+                if let Some(cn) = r.common_name() {
+                    let e = self.users.entry(store.user_key(cn)).or_insert(exp);
+                    *e = (*e).max(exp);
+                }
+                if store.unique_subject {
+                    let e = self
+                        .subjects
+                        .entry(store.hasher.hash_one(&r.subject))
+                        .or_insert(exp);
+                    *e = (*e).max(exp);
+                }
+            }
+            Status::Revoked => {
+                self.revoked.insert(store.hasher.hash_one(&r.serial));
+            }
+            Status::Expired => {}
+        }
+        if self
+            .max_serial
+            .as_deref()
+            .is_none_or(|m| index::serial_cmp(&r.serial, m).is_gt())
+        {
+            self.max_serial = Some(r.serial.clone());
+        }
+    }
+}
+
+impl Locked<'_> {
+    fn refresh(&mut self) -> Result<(), StoreError> {
+        let store = self.store;
+        let path = &store.paths.database;
+        let meta = fs::metadata(path).map_err(|e| StoreError::io(path, "stat", e))?;
+        let fresh = match self.view.as_ref() {
+            Some(v) => v.ino != meta.ino() || v.dev != meta.dev() || meta.len() < v.len,
+            None => true,
+        };
+        if fresh {
+            *self.view = Some(View {
+                dev: meta.dev(),
+                ino: meta.ino(),
+                ..View::default()
+            });
+        }
+        let Some(view) = self.view.as_mut() else {
+            return Ok(());
+        };
+        if !fresh && meta.len() == view.len {
+            return Ok(());
+        }
+        let (end, torn) = for_each_line(path, view.len, |n, line| {
+            let r = Record::parse(line).map_err(|err| StoreError::BadIndexLine {
+                path: path.clone(),
+                line: n,
+                err,
+            })?;
+            view.add(store, &r);
+            Ok(())
+        })?;
+        view.len = end;
+        if let Some(tail) = torn {
+            // A last line without its newline: a crash mid-append (never answered 200),
+            // or a hand edit. Keep it if it is a whole record, else cut it off.
+            let text = String::from_utf8_lossy(&tail).into_owned();
+            let mut f = OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| StoreError::io(path, "open", e))?;
+            match Record::parse(text.trim_end_matches('\r')) {
+                Ok(r) => {
+                    f.seek(SeekFrom::End(0))
+                        .map_err(|e| StoreError::io(path, "seek", e))?;
+                    f.write_all(b"\n")
+                        .map_err(|e| StoreError::io(path, "repair", e))?;
+                    view.add(store, &r);
+                    view.len = end + tail.len() as u64 + 1;
+                    log::warn!(
+                        "{}: added the missing newline after the last record",
+                        path.display()
+                    );
+                }
+                Err(_) => {
+                    f.set_len(end)
+                        .map_err(|e| StoreError::io(path, "truncate a torn line", e))?;
+                    log::warn!(
+                        "{}: removed a torn last line {text:?} (an interrupted write)",
+                        path.display()
+                    );
+                }
+            }
+            f.sync_data().map_err(|e| StoreError::io(path, "fsync", e))?;
+        }
+        Ok(())
+    }
+
+    fn view(&self) -> &View {
+        // The view is always set by refresh() in Store::lock before a Locked exists.
+        static EMPTY: std::sync::OnceLock<View> = std::sync::OnceLock::new();
+        self.view
+            .as_ref()
+            .unwrap_or_else(|| EMPTY.get_or_init(View::default))
+    }
+
+    /// True when `username` has a valid (`V`, not expired) certificate. Compared without
+    /// regard to ASCII case, so `Alice` cannot be issued next to `alice`.
+    pub fn username_taken(&self, username: &str, now: i64) -> bool {
+        let key = self.store.user_key(&index::oneline_escape(username));
+        self.view().users.get(&key).is_some_and(|&exp| exp > now)
+    }
+
+    /// With `unique_subject = yes`: true when this exact subject has a valid certificate.
+    pub fn subject_taken(&self, subject: &str, now: i64) -> bool {
+        self.store.unique_subject
+            && self
+                .view()
+                .subjects
+                .get(&self.store.hasher.hash_one(subject))
+                .is_some_and(|&exp| exp > now)
+    }
+
+    pub fn is_revoked(&self, serial: &str) -> bool {
+        index::normalize_serial(serial)
+            .is_some_and(|s| self.view().revoked.contains(&self.store.hasher.hash_one(&s)))
+    }
+
+    pub fn record_count(&self) -> usize {
+        self.view().records
+    }
+
+    /// Reserves the next serial and makes the reservation durable before returning it:
+    /// the serial file is rewritten (write-new, fsync, rename, fsync directory), the
+    /// number is never behind the highest serial in index.txt, and a serial that already
+    /// has a newcerts file (an orphan from an interrupted enrollment) is skipped.
+    pub fn allocate_serial(&mut self) -> Result<String, StoreError> {
+        let paths = &self.store.paths;
+        if self.store.rand_serial {
+            for _ in 0..16 {
+                let s = random_serial();
+                if !self.cert_path(&s).exists() {
+                    return Ok(s);
+                }
+            }
+            return Err(StoreError::SerialsExhausted(paths.new_certs_dir.clone()));
+        }
+        let text = fs::read_to_string(&paths.serial).map_err(|e| StoreError::io(&paths.serial, "read", e))?;
+        let mut serial = index::normalize_serial(&text).ok_or_else(|| StoreError::BadSerialFile {
+            path: paths.serial.clone(),
+            content: text.trim().chars().take(64).collect(),
+        })?;
+        if let Some(max) = &self.view().max_serial
+            && index::serial_cmp(&serial, max).is_le()
+        {
+            log::warn!(
+                "{}: {serial} is not above the highest serial in index.txt ({max}); moving on",
+                paths.serial.display()
+            );
+            serial = index::serial_next(max);
+        }
+        let mut tries = 0;
+        while self.cert_path(&serial).exists() {
+            log::warn!(
+                "{}: skipping serial {serial}, which already has a certificate file",
+                paths.serial.display()
+            );
+            serial = index::serial_next(&serial);
+            tries += 1;
+            if tries > 10_000 {
+                return Err(StoreError::SerialsExhausted(paths.new_certs_dir.clone()));
+            }
+        }
+        write_durably(
+            &paths.serial,
+            format!("{}\n", index::serial_next(&serial)).as_bytes(),
+        )?;
+        Ok(serial)
+    }
+
+    pub fn cert_path(&self, serial: &str) -> PathBuf {
+        self.store.paths.new_certs_dir.join(format!("{serial}.pem"))
+    }
+
+    /// Records an issued certificate: newcerts/SERIAL.pem written and fsynced, then the
+    /// index line appended and fsynced. Only after this returns may the certificate be
+    /// answered.
+    pub fn record(&mut self, record: &Record, pem: &[u8]) -> Result<(), StoreError> {
+        let paths = &self.store.paths;
+        let cert_path = self.cert_path(&record.serial);
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&cert_path)
+            .map_err(|e| StoreError::io(&cert_path, "create", e))?;
+        f.write_all(pem)
+            .map_err(|e| StoreError::io(&cert_path, "write", e))?;
+        f.sync_all().map_err(|e| StoreError::io(&cert_path, "fsync", e))?;
+        fsync_dir(&paths.new_certs_dir)?;
+
+        let db = &paths.database;
+        let line = record.to_line();
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(db)
+            .map_err(|e| StoreError::io(db, "open for append", e))?;
+        if let Err(e) = f.write_all(line.as_bytes()).and_then(|()| f.sync_data()) {
+            // Leave no partial line behind: cut back to where this append started.
+            if let Some(v) = self.view.as_ref() {
+                let _ = f.set_len(v.len);
+            }
+            return Err(StoreError::io(db, "append to", e));
+        }
+        let store = self.store;
+        if let Some(view) = self.view.as_mut() {
+            view.add(store, record);
+            view.len += line.len() as u64;
+        }
+        Ok(())
+    }
+}
+
+/// Replaces `path` with `content`: write `path.getacert-new`, fsync, rename over `path`,
+/// fsync the directory.
+pub fn write_durably(path: &Path, content: &[u8]) -> Result<(), StoreError> {
+    let tmp = PathBuf::from(format!("{}.getacert-new", path.display()));
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .open(&tmp)
+        .map_err(|e| StoreError::io(&tmp, "create", e))?;
+    f.write_all(content)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| StoreError::io(&tmp, "write", e))?;
+    fs::rename(&tmp, path).map_err(|e| StoreError::io(path, "replace", e))?;
+    fsync_dir(parent(path))
+}
+
+/// 128 random bits with the top bit clear (a positive INTEGER), never zero.
+fn random_serial() -> String {
+    let mut b = [0u8; 16];
+    if openssl::rand::rand_bytes(&mut b).is_err() {
+        // Fall back on the kernel directly; rand_bytes failing means OpenSSL is broken.
+        let _ = File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b));
+    }
+    b[0] &= 0x7f;
+    b[0] |= 0x01;
+    b.iter().map(|x| format!("{x:02X}")).collect()
+}

@@ -1,0 +1,81 @@
+//! Which public keys may be certified, and the words used for them in messages and logs.
+
+use openssl::nid::Nid;
+use openssl::pkey::{Id, PKeyRef, Public};
+
+use crate::config::{KeyPolicy, curve_name};
+
+/// A key that the policy accepted, described for the audit log ("RSA-2048", "EC P-256").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcceptedKey {
+    pub description: String,
+    /// RSA keys also get keyEncipherment.
+    pub is_rsa: bool,
+}
+
+/// The key and what is accepted, for a refusal message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRefused {
+    pub key: String,
+    pub accepted: String,
+}
+
+pub fn describe(key: &PKeyRef<Public>) -> String {
+    match key.id() {
+        Id::RSA => format!("RSA-{}", key.bits()),
+        Id::EC => match key.ec_key().ok().and_then(|k| k.group().curve_name()) {
+            Some(nid) => match curve_name(nid) {
+                "an unsupported curve" => format!("EC {}", nid.short_name().unwrap_or("unknown")),
+                name => format!("EC {name}"),
+            },
+            None => "EC with explicit curve parameters".to_string(),
+        },
+        Id::ED25519 => "Ed25519".to_string(),
+        Id::ED448 => "Ed448".to_string(),
+        Id::DSA => format!("DSA-{}", key.bits()),
+        other => format!("key type {}", other.as_raw()),
+    }
+}
+
+pub fn accepted(policy: &KeyPolicy) -> String {
+    let mut parts = Vec::new();
+    if policy.rsa {
+        parts.push(format!(
+            "RSA {} to {} bits",
+            policy.rsa_min_bits, policy.rsa_max_bits
+        ));
+    }
+    if !policy.ec_curves.is_empty() {
+        let names: Vec<&str> = policy.ec_curves.iter().map(|n| curve_name(*n)).collect();
+        parts.push(format!("EC {}", names.join("/")));
+    }
+    if policy.ed25519 {
+        parts.push("Ed25519".to_string());
+    }
+    parts.join(", ")
+}
+
+pub fn check(key: &PKeyRef<Public>, policy: &KeyPolicy) -> Result<AcceptedKey, KeyRefused> {
+    let description = describe(key);
+    let ok = match key.id() {
+        Id::RSA => policy.rsa && (policy.rsa_min_bits..=policy.rsa_max_bits).contains(&key.bits()),
+        Id::EC => key
+            .ec_key()
+            .ok()
+            .and_then(|k| k.group().curve_name())
+            .is_some_and(|nid: Nid| policy.ec_curves.contains(&nid)),
+        Id::ED25519 => policy.ed25519,
+        _ => false,
+    };
+    if ok {
+        Ok(AcceptedKey {
+            description,
+            is_rsa: key.id() == Id::RSA,
+        })
+    } else {
+        Err(KeyRefused {
+            key: description,
+            accepted: accepted(policy),
+        })
+    }
+}

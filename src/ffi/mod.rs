@@ -1,0 +1,7 @@
+//! The only module with `unsafe` code: thin, audited wrappers over C functions that
+//! rust-openssl and std do not wrap. Every `unsafe` block carries a `// SAFETY:` line.
+//! Nothing here makes policy decisions.
+
+pub mod openssl;
+pub mod sock;
+pub mod syslog;

@@ -1,0 +1,223 @@
+//! The command line: parse, pick a front end or an admin command, exit code.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use getacert::admin;
+use getacert::app::App;
+use getacert::config::Config;
+use getacert::log::{self as glog, Sink};
+use getacert::web::{cgi, server};
+
+#[derive(Parser)]
+#[command(
+    name = "getacert",
+    version,
+    about = "Passwordless login by TLS client certificates: the enrollment page for Apache and nginx",
+    long_about = "getacert issues TLS client certificates so your users log in without passwords.\n\n\
+        It runs behind your existing Apache or nginx, either as a FastCGI daemon (`serve`), \
+        started by mod_fcgid or spawn-fcgi, or as a plain CGI program (run with no command \
+        under a web server that sets GATEWAY_INTERFACE). It reads the same ca.conf as \
+        `openssl ca` and keeps the same index.txt, serial and newcerts/ files, so \
+        `openssl ca -revoke` and `-gencrl` keep working.\n\n\
+        Start with `getacert init /etc/getacert` to make a CA, then `getacert --config \
+        /etc/getacert/ca.conf check`."
+)]
+struct Cli {
+    /// The ca.conf to use [default: $GETACERT_CONFIG, else /etc/getacert/ca.conf]
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Make a new CA directory: CA key (0600) and certificate, index.txt, serial,
+    /// newcerts/ and a ca.conf that both getacert and `openssl ca` read.
+    Init {
+        /// The directory to create (e.g. /etc/getacert). Refused if it already holds a CA.
+        dir: PathBuf,
+        /// The CA's name, shown to users when the browser asks which certificate to send.
+        #[arg(long, default_value = "getacert Root CA")]
+        cn: String,
+        /// Organization (O) of the CA certificate.
+        #[arg(long)]
+        org: Option<String>,
+        /// Two-letter country (C) of the CA certificate.
+        #[arg(long)]
+        country: Option<String>,
+        /// The CA key: rsa:2048, rsa:3072, rsa:4096, ec:P-256 or ec:P-384.
+        #[arg(long, default_value = "rsa:2048")]
+        key: String,
+        /// How long the CA certificate is valid, in days.
+        #[arg(long, default_value_t = 7300)]
+        days: u32,
+    },
+    /// Run as a FastCGI daemon for Apache (mod_proxy_fcgi, mod_fcgid) or nginx.
+    ///
+    /// Without --listen and without `listen` in ca.conf, serves the socket inherited on
+    /// fd 0 (mod_fcgid, spawn-fcgi) or from systemd socket activation.
+    Serve {
+        /// unix:/run/getacert/getacert.sock or tcp:127.0.0.1:9000. For TCP, set
+        /// FCGI_WEB_SERVER_ADDRS to the web server's address(es).
+        #[arg(long, value_name = "ADDRESS")]
+        listen: Option<String>,
+        /// Worker threads (each serves one web server connection at a time).
+        #[arg(long)]
+        workers: Option<usize>,
+        /// Log to stderr instead of syslog.
+        #[arg(long)]
+        log_stderr: bool,
+    },
+    /// Check the configuration, file permissions, CA key and database; print every
+    /// problem with its fix. Exit status 0 only when everything is sound.
+    Check,
+    /// List issued certificates: serial, status, username, expiry.
+    List,
+}
+
+fn load_app(config: Option<&std::path::Path>) -> Result<App, String> {
+    let path = Config::locate(config);
+    let config = Config::load(&path).map_err(|e| e.to_string())?;
+    App::new(config).map_err(|e| e.to_string())
+}
+
+fn parse_listen(spec: &str, config: &Config) -> Result<server::Listen, String> {
+    if let Some(path) = spec.strip_prefix("unix:") {
+        Ok(server::Listen::Unix {
+            path: PathBuf::from(path),
+            mode: config.socket_mode,
+            group: config.socket_group.clone(),
+        })
+    } else if let Some(addr) = spec.strip_prefix("tcp:") {
+        addr.parse()
+            .map(server::Listen::Tcp)
+            .map_err(|_| format!("--listen {spec:?}: expected tcp:HOST:PORT, e.g. tcp:127.0.0.1:9000"))
+    } else {
+        Err(format!("--listen {spec:?}: expected unix:PATH or tcp:HOST:PORT"))
+    }
+}
+
+fn serve(
+    cli_config: Option<&std::path::Path>,
+    listen: Option<String>,
+    workers: Option<usize>,
+    sink: Sink,
+) -> Result<(), String> {
+    let app = load_app(cli_config)?;
+    glog::init(sink, app.config.log_facility);
+    let listen = match listen.or_else(|| app.config.listen.clone()) {
+        Some(spec) => parse_listen(&spec, &app.config)?,
+        None if server::inherited_listener_available() => server::Listen::Inherited,
+        None => {
+            return Err(
+                "nowhere to listen: give --listen unix:PATH or tcp:HOST:PORT, set `listen` in \
+                        [getacert], or start getacert from mod_fcgid or spawn-fcgi"
+                    .into(),
+            );
+        }
+    };
+    let opts = server::ServeOptions {
+        workers: workers.unwrap_or(app.config.workers),
+        max_body: app.config.max_body,
+        read_timeout: Duration::from_secs(30),
+        web_server_addrs: server::ServeOptions::web_server_addrs_from_env()
+            .map_err(|e| format!("FCGI_WEB_SERVER_ADDRS: {e}"))?,
+    };
+    ::log::info!("serving FastCGI with {} workers ({:?})", opts.workers, listen);
+    server::serve(listen, opts, Arc::new(app)).map_err(|e| e.to_string())
+}
+
+fn run_cgi(cli_config: Option<&std::path::Path>) -> Result<(), String> {
+    match load_app(cli_config) {
+        Ok(app) => {
+            glog::init(Sink::Syslog { also_stderr: true }, app.config.log_facility);
+            cgi::run_cgi(
+                &app,
+                app.config.max_body,
+                std::env::vars_os(),
+                std::io::stdin().lock(),
+                std::io::stdout().lock(),
+            )
+            .map_err(|e| e.to_string())
+        }
+        Err(e) => {
+            // The web server shows 500; the detail goes to its error log via stderr.
+            print!(
+                "Status: 500 Internal Server Error\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe enrollment service is not configured correctly. The administrator can find the details in the web server's error log.\n"
+            );
+            Err(e)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = cli.config.as_deref();
+    let result = match cli.command {
+        Some(Command::Init {
+            dir,
+            cn,
+            org,
+            country,
+            key,
+            days,
+        }) => admin::init(
+            &dir,
+            &admin::InitOptions {
+                cn,
+                org,
+                country,
+                key,
+                days,
+            },
+        ),
+        Some(Command::Serve {
+            listen,
+            workers,
+            log_stderr,
+        }) => {
+            let sink = if log_stderr {
+                Sink::Stderr
+            } else {
+                Sink::Syslog { also_stderr: false }
+            };
+            serve(config, listen, workers, sink)
+        }
+        Some(Command::Check) => {
+            let problems = admin::check(&Config::locate(config));
+            if problems.is_empty() {
+                println!("{}: sound", Config::locate(config).display());
+                Ok(())
+            } else {
+                for p in &problems {
+                    println!("problem: {p}");
+                }
+                Err(format!("{} problem(s) found", problems.len()))
+            }
+        }
+        Some(Command::List) => Config::load(&Config::locate(config))
+            .map_err(|e| e.to_string())
+            .and_then(|c| admin::list(&c)),
+        None if server::inherited_listener_available() => {
+            serve(config, None, None, Sink::Syslog { also_stderr: true })
+        }
+        None if std::env::var_os("GATEWAY_INTERFACE").is_some() => run_cgi(config),
+        None => {
+            Err("no command given (try --help); CGI mode needs GATEWAY_INTERFACE from a web server".into())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("getacert: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Signed, expiring tokens: the anti-CSRF form token and the SPKAC challenge the page
+//! hands out. `ISSUED.MAC` where MAC is HMAC-SHA256(secret, purpose ‖ issued),
+//! truncated to 128 bits. Pure: the secret and the time are arguments.
+//!
+//! The secret itself lives next to index.txt (`getacert.secret`, 0600): see
+//! [`load_or_create_secret`].
+
+use std::fs::OpenOptions;
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use openssl::hash::MessageDigest;
+use openssl::pkey::PKey;
+use openssl::sign::Signer;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Form,
+    Challenge,
+}
+
+impl Purpose {
+    fn label(self) -> &'static [u8] {
+        match self {
+            Purpose::Form => b"getacert form\0",
+            Purpose::Challenge => b"getacert spkac challenge\0",
+        }
+    }
+}
+
+fn mac(secret: &[u8], purpose: Purpose, issued: i64) -> Option<String> {
+    let key = PKey::hmac(secret).ok()?;
+    let mut s = Signer::new(MessageDigest::sha256(), &key).ok()?;
+    s.update(purpose.label()).ok()?;
+    s.update(issued.to_string().as_bytes()).ok()?;
+    let full = s.sign_to_vec().ok()?;
+    Some(full.iter().take(16).map(|b| format!("{b:02x}")).collect())
+}
+
+pub fn make(secret: &[u8], purpose: Purpose, now: i64) -> String {
+    match mac(secret, purpose, now) {
+        Some(m) => format!("{now}.{m}"),
+        None => String::new(),
+    }
+}
+
+/// True when `token` was made by [`make`] with this secret and purpose, at most
+/// `lifetime` seconds ago (and not more than a minute in the future).
+pub fn verify(secret: &[u8], purpose: Purpose, token: &str, now: i64, lifetime: i64) -> bool {
+    let Some((issued, given)) = token.trim().split_once('.') else {
+        return false;
+    };
+    let Ok(issued) = issued.parse::<i64>() else {
+        return false;
+    };
+    if issued > now + 60 || now - issued > lifetime {
+        return false;
+    }
+    let Some(want) = mac(secret, purpose, issued) else {
+        return false;
+    };
+    want.len() == given.len() && openssl::memcmp::eq(want.as_bytes(), given.as_bytes())
+}
+
+/// Reads the secret, or creates it (32 random bytes, 0600) if there is none yet. Two
+/// processes racing to create it agree: the loser reads the winner's file.
+pub fn load_or_create_secret(path: &Path) -> std::io::Result<Vec<u8>> {
+    let read = |path: &Path| -> std::io::Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        std::fs::File::open(path)?.read_to_end(&mut buf)?;
+        Ok(buf)
+    };
+    match read(path) {
+        Ok(s) if s.len() >= 32 => return Ok(s),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut secret = [0u8; 32];
+    openssl::rand::rand_bytes(&mut secret).map_err(std::io::Error::other)?;
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(mut f) => {
+            f.write_all(&secret)?;
+            f.sync_all()?;
+            Ok(secret.to_vec())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            // Another process won; its file may still be being written.
+            for _ in 0..50 {
+                let s = read(path)?;
+                if s.len() >= 32 {
+                    return Ok(s);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(std::io::Error::other(format!(
+                "{} is shorter than 32 bytes",
+                path.display()
+            )))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens() {
+        let s = b"0123456789abcdef0123456789abcdef";
+        let t = make(s, Purpose::Form, 1000);
+        assert!(verify(s, Purpose::Form, &t, 1000, 3600));
+        assert!(verify(s, Purpose::Form, &t, 4600, 3600));
+        assert!(!verify(s, Purpose::Form, &t, 4601, 3600), "expired");
+        assert!(!verify(s, Purpose::Challenge, &t, 1000, 3600), "other purpose");
+        assert!(!verify(
+            b"another secret, also 32 bytes!!!",
+            Purpose::Form,
+            &t,
+            1000,
+            3600
+        ));
+        assert!(!verify(
+            s,
+            Purpose::Form,
+            &t.replace("1000.", "1001."),
+            1001,
+            3600
+        ));
+        assert!(
+            !verify(s, Purpose::Form, &make(s, Purpose::Form, 2000), 1000, 3600),
+            "future"
+        );
+        for junk in ["", ".", "x.y", "1000.", "1000.00", "randomchars"] {
+            assert!(!verify(s, Purpose::Form, junk, 1000, 3600), "{junk:?}");
+        }
+    }
+}
