@@ -37,7 +37,7 @@
   }
 
   var form = $('enroll-form'), errorBox = $('error'), progress = $('progress'), submit = $('submit');
-  var fields = { username: $('username'), email: $('email'), password: $('password'), password2: $('password2') };
+  var fields = { username: $('username'), email: $('email'), code: $('code'), password: $('password'), password2: $('password2') };
   var busy = false, downloadUrl = null;
   form.hidden = false;
 
@@ -136,6 +136,7 @@
       var body = new URLSearchParams();
       body.set('username', username);
       if (fields.email.value.trim()) body.set('email', fields.email.value.trim());
+      if (fields.code && fields.code.value.trim()) body.set('code', fields.code.value.trim());
       body.set('token', form.elements.token.value);
       body.set('csr', P.pem('CERTIFICATE REQUEST', csr));
       return fetch(form.getAttribute('action'), {

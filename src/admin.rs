@@ -320,3 +320,76 @@ fn ymd(unix: i64) -> (i64, i64, i64) {
 pub fn key_mode_ok(path: &Path) -> bool {
     fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 == 0)
 }
+
+/// Which certificates `revoke` takes.
+pub enum RevokeTarget {
+    Serial(String),
+    User(String),
+}
+
+/// `getacert revoke`: marks the chosen valid certificates revoked under the lock, then
+/// regenerates the CRL when one is configured. Returns the serials revoked.
+pub fn revoke(app: &App, target: &RevokeTarget, reason: Option<&str>) -> Result<Vec<String>, String> {
+    let reason = match reason {
+        None => None,
+        Some(r) => Some(crate::ca::crl::reason_name(r).ok_or_else(|| {
+            let names: Vec<&str> = crate::ca::crl::REASONS.iter().map(|(n, _)| *n).collect();
+            format!("--reason {r:?}: use one of {}", names.join(", "))
+        })?),
+    };
+    let serial = match target {
+        RevokeTarget::Serial(s) => {
+            Some(index::normalize_serial(s).ok_or_else(|| format!("--serial {s:?} is not hexadecimal"))?)
+        }
+        RevokeTarget::User(_) => None,
+    };
+    let t = now();
+    let mut locked = app.store.lock().map_err(|e| e.to_string())?;
+    let revoked = crate::ca::crl::revoke(&mut locked, reason, t, |r| match (target, &serial) {
+        (RevokeTarget::Serial(_), Some(s)) => &r.serial == s,
+        (RevokeTarget::User(u), _) => r
+            .common_name()
+            .is_some_and(|cn| cn.eq_ignore_ascii_case(&index::oneline_escape(u))),
+        _ => false,
+    })
+    .map_err(|e| e.to_string())?;
+    if !revoked.is_empty() {
+        app.refresh_crl(&mut locked, t);
+    }
+    drop(locked);
+    for r in &revoked {
+        ::log::info!(target: "audit", "revoked serial={} subject={} by=admin reason={}", r.serial, r.subject, reason.unwrap_or("-"));
+    }
+    Ok(revoked.into_iter().map(|r| r.serial).collect())
+}
+
+/// `getacert crl`: a fresh CRL (PEM) under the lock.
+pub fn crl(app: &App) -> Result<Vec<u8>, String> {
+    let mut locked = app.store.lock().map_err(|e| e.to_string())?;
+    crate::ca::crl::generate(&mut locked, &app.config, &app.ca, now()).map_err(|e| e.to_string())
+}
+
+/// `getacert updatedb`: expired `V` records become `E`.
+pub fn updatedb(app: &App) -> Result<Vec<String>, String> {
+    let mut locked = app.store.lock().map_err(|e| e.to_string())?;
+    let changed = crate::ca::crl::update_db(&mut locked, now()).map_err(|e| e.to_string())?;
+    Ok(changed.into_iter().map(|r| r.serial).collect())
+}
+
+/// `getacert recovery-code NAME`: a one-time code for a user who lost every device,
+/// optionally after revoking all their certificates.
+pub fn recovery_code(app: &App, user: &str, revoke_all: bool) -> Result<(String, Vec<String>), String> {
+    let revoked = if revoke_all {
+        revoke(app, &RevokeTarget::User(user.to_string()), Some("keyCompromise"))?
+    } else {
+        Vec::new()
+    };
+    let t = now();
+    let locked = app.store.lock().map_err(|e| e.to_string())?;
+    let path = crate::ca::codes::path_beside(&app.config.paths.database);
+    let code = app
+        .issue_code(&locked, &path, user, crate::ca::codes::CodeKind::Recovery, t)
+        .map_err(|e| e.to_string())?;
+    ::log::info!(target: "audit", "recovery code issued user={user} by=admin revoked={}", revoked.len());
+    Ok((code, revoked))
+}

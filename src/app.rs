@@ -6,7 +6,12 @@
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::ca::index;
+use openssl::nid::Nid;
+use openssl::x509::X509;
+
+use crate::ca::codes::{self, CodeKind, Redeemed};
+use crate::ca::crl;
+use crate::ca::index::{self, Record};
 use crate::ca::sign::{self, Ca, SubjectError};
 use crate::ca::store::{Store, StoreError};
 use crate::config::{ChallengeRule, Config};
@@ -14,6 +19,7 @@ use crate::enroll::form::{Form, FormError};
 use crate::enroll::policy::{self, KeyRefused};
 use crate::enroll::request::{Kind, PublicKeyRequest, RequestError};
 use crate::enroll::username::{Email, Username, UsernameError};
+use crate::ratelimit::Limiter;
 use crate::token::{self, Purpose};
 use crate::web::page;
 use crate::web::{Handler, Request, Response};
@@ -38,6 +44,15 @@ pub enum Refusal {
     CrossSite,
     UsernameTaken(String),
     SubjectTaken,
+    /// A wrong, used or expired add-device / recovery code.
+    BadCode,
+    /// Too many requests from this address or for this username; retry after seconds.
+    RateLimited(u64),
+    /// An account action without a valid client certificate of this CA.
+    NotSignedIn,
+    /// A device (serial) that is not the signed-in user's.
+    NotYourDevice,
+    UnknownAction(String),
     /// The lock is held elsewhere or the disk is full: try again later.
     Busy(String),
     /// A fault on our side; the detail goes to the log only.
@@ -60,8 +75,10 @@ impl Refusal {
             | Refusal::BadKeyRequest(..)
             | Refusal::KeyRefused(_)
             | Refusal::BadChallenge
-            | Refusal::BadToken => 400,
-            Refusal::CrossSite => 403,
+            | Refusal::BadToken
+            | Refusal::UnknownAction(_) => 400,
+            Refusal::CrossSite | Refusal::BadCode | Refusal::NotSignedIn | Refusal::NotYourDevice => 403,
+            Refusal::RateLimited(_) => 429,
             Refusal::UsernameTaken(_) | Refusal::SubjectTaken => 409,
             Refusal::Busy(_) => 503,
             Refusal::Internal(_) => 500,
@@ -159,6 +176,19 @@ impl fmt::Display for Refusal {
                 f,
                 "A valid certificate with this exact subject exists and this CA allows only one."
             ),
+            Refusal::BadCode => write!(
+                f,
+                "That code is wrong, used or expired. Ask for a new code on a device that is signed in (or ask the administrator for a recovery code)."
+            ),
+            Refusal::RateLimited(secs) => {
+                write!(f, "Too many attempts. Please wait {secs} seconds and try again.")
+            }
+            Refusal::NotSignedIn => write!(
+                f,
+                "This needs a valid certificate of this site: open the page from a device that is signed in."
+            ),
+            Refusal::NotYourDevice => write!(f, "That certificate is not one of your devices."),
+            Refusal::UnknownAction(a) => write!(f, "Unknown action {a:?}."),
             Refusal::Busy(_) => write!(f, "The server is busy. Please try again in a few seconds."),
             Refusal::Internal(_) => write!(
                 f,
@@ -184,6 +214,19 @@ pub struct App {
     pub ca: Ca,
     pub store: Store,
     secret: Vec<u8>,
+    address_limiter: Limiter,
+    user_limiter: Limiter,
+}
+
+/// A signed-in user: the username and the serial of the certificate they presented.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub username: String,
+    pub serial: String,
+}
+
+fn remote(req: &Request) -> &str {
+    req.param_str("REMOTE_ADDR").unwrap_or("-")
 }
 
 #[derive(Debug)]
@@ -227,6 +270,8 @@ impl App {
         }
         let store = Store::new(&config);
         Ok(App {
+            address_limiter: Limiter::new(config.address_rate),
+            user_limiter: Limiter::new(config.username_rate),
             config,
             ca,
             store,
@@ -274,46 +319,177 @@ impl App {
         Ok(())
     }
 
-    /// The username the client certificate proves, if the web server verified one that
-    /// this CA issued, that is on file, unrevoked and unexpired.
-    fn client_identity(&self, req: &Request) -> Option<String> {
+    /// Who is asking: the web server verified a client certificate
+    /// (`SSL_CLIENT_VERIFY=SUCCESS`), and the certificate it passed (`SSL_CLIENT_CERT`)
+    /// is byte for byte the one this CA filed under `SSL_CLIENT_M_SERIAL` in newcerts/,
+    /// not revoked in index.txt (whether or not the web server loaded a CRL) and not
+    /// expired. Anything else is anonymous.
+    pub fn client_identity(&self, req: &Request) -> Option<Identity> {
         if req.param_str("SSL_CLIENT_VERIFY") != Some("SUCCESS") {
             return None;
         }
         let serial = index::normalize_serial(req.param_str("SSL_CLIENT_M_SERIAL")?)?;
-        let presented =
-            openssl::x509::X509::from_pem(&client_cert_pem(req.param_str("SSL_CLIENT_CERT")?)).ok()?;
+        let presented = X509::from_pem(&client_cert_pem(req.param_str("SSL_CLIENT_CERT")?)).ok()?;
         let locked = self.store.lock().ok()?;
         if locked.is_revoked(&serial) {
+            log::info!(target: "audit", "revoked certificate serial={serial} presented by {}", remote(req));
             return None;
         }
         let on_file = std::fs::read(locked.cert_path(&serial)).ok()?;
         drop(locked);
-        let on_file = openssl::x509::X509::from_pem(&on_file).ok()?;
+        let on_file = X509::from_pem(&on_file).ok()?;
         if on_file.to_der().ok()? != presented.to_der().ok()? {
+            log::info!(target: "audit", "client certificate serial={serial} does not match the one on file ({})", remote(req));
             return None;
         }
-        let now = openssl::asn1::Asn1Time::from_unix(now() as libc::time_t).ok()?;
-        if on_file.not_after() <= now {
+        let now_t = openssl::asn1::Asn1Time::from_unix(now() as libc::time_t).ok()?;
+        if on_file.not_after() <= now_t {
             return None;
         }
-        let cn = on_file
-            .subject_name()
-            .entries_by_nid(openssl::nid::Nid::COMMONNAME)
-            .last()?;
-        cn.data().to_string().ok()
+        let cn = on_file.subject_name().entries_by_nid(Nid::COMMONNAME).last()?;
+        Some(Identity {
+            username: cn.data().to_string().ok()?,
+            serial,
+        })
     }
 
-    fn enroll(&self, req: &Request) -> Result<Response, Refusal> {
+    fn rate_limit(&self, key: &str, by_user: bool) -> Result<(), Refusal> {
+        let limiter = if by_user {
+            &self.user_limiter
+        } else {
+            &self.address_limiter
+        };
+        let t = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        limiter.take(key, t).map_err(Refusal::RateLimited)
+    }
+
+    fn post(&self, req: &Request) -> Result<Response, Refusal> {
         if req.body_too_large {
             return Err(Refusal::BodyTooLarge);
         }
+        self.rate_limit(&format!("addr {}", remote(req)), false)?;
         let form =
             Form::parse(req.param_str("CONTENT_TYPE").unwrap_or(""), &req.body).map_err(|e| match e {
                 FormError::UnsupportedType(t) => Refusal::UnsupportedMediaType(t),
                 e => Refusal::BadForm(e),
             })?;
-        self.check_origin(req, &form)?;
+        match form.one_of(&["action"]).map_err(Refusal::BadForm)? {
+            None | Some("enroll") => {
+                self.check_origin(req, &form)?;
+                self.enroll(req, &form)
+            }
+            Some(action @ ("revoke" | "add-device-code")) => {
+                // Account actions change what a signed-in user has: a form token is
+                // required, so another site cannot make the browser do them.
+                let token = form.one_of(&["token"]).map_err(Refusal::BadForm)?.unwrap_or("");
+                if !self.token_ok(Purpose::Form, token) {
+                    return Err(Refusal::BadToken);
+                }
+                let who = self.client_identity(req).ok_or(Refusal::NotSignedIn)?;
+                if action == "revoke" {
+                    self.revoke_device(req, &form, &who)
+                } else {
+                    self.add_device_code(req, &who)
+                }
+            }
+            Some(other) => Err(Refusal::UnknownAction(other.chars().take(40).collect())),
+        }
+    }
+
+    fn revoke_device(&self, req: &Request, form: &Form, who: &Identity) -> Result<Response, Refusal> {
+        let serial = form
+            .one_of(&["serial"])
+            .map_err(Refusal::BadForm)?
+            .and_then(index::normalize_serial)
+            .ok_or(Refusal::NotYourDevice)?;
+        let t = now();
+        let mut locked = self.store.lock()?;
+        let mine = |r: &Record| {
+            r.serial == serial
+                && r.common_name()
+                    .is_some_and(|cn| cn.eq_ignore_ascii_case(&index::oneline_escape(&who.username)))
+        };
+        let revoked = crl::revoke(&mut locked, Some("cessationOfOperation"), t, mine)?;
+        if revoked.is_empty() {
+            return Err(Refusal::NotYourDevice);
+        }
+        self.refresh_crl(&mut locked, t);
+        let devices = self.devices(&locked, &who.username)?;
+        drop(locked);
+        log::info!(
+            target: "audit",
+            "revoked serial={serial} user={} by=device serial={} remote={}",
+            who.username,
+            who.serial,
+            remote(req)
+        );
+        let notice = format!("The device with certificate {serial} can no longer sign in.");
+        Ok(page::account_page(self, req, who, &devices, Some(&notice), None))
+    }
+
+    fn add_device_code(&self, req: &Request, who: &Identity) -> Result<Response, Refusal> {
+        let t = now();
+        let locked = self.store.lock()?;
+        let path = codes::path_beside(&self.config.paths.database);
+        let code = self.issue_code(&locked, &path, &who.username, CodeKind::AddDevice, t)?;
+        let devices = self.devices(&locked, &who.username)?;
+        drop(locked);
+        log::info!(target: "audit", "add-device code issued user={} by serial={} remote={}", who.username, who.serial, remote(req));
+        Ok(page::account_page(self, req, who, &devices, None, Some(&code)))
+    }
+
+    /// A new one-time code for `user` (the secret stays inside the app).
+    pub fn issue_code(
+        &self,
+        locked: &crate::ca::store::Locked<'_>,
+        path: &std::path::Path,
+        user: &str,
+        kind: CodeKind,
+        t: i64,
+    ) -> Result<String, crate::ca::store::StoreError> {
+        codes::issue(
+            locked,
+            path,
+            &self.secret,
+            user,
+            kind,
+            t,
+            self.config.code_lifetime,
+        )
+    }
+
+    /// Regenerates the CRL file after a revocation, when `crl` / `crl_file` is set.
+    /// A failure is logged: the revocation itself stands, and getacert refuses the
+    /// certificate at once either way.
+    pub fn refresh_crl(&self, locked: &mut crate::ca::store::Locked<'_>, t: i64) {
+        if self.config.paths.crl_file.is_none() {
+            return;
+        }
+        if let Err(e) = crl::generate(locked, &self.config, &self.ca, t) {
+            log::error!("the CRL was not regenerated after a revocation: {e}");
+        }
+    }
+
+    /// Every certificate of `username`, newest first.
+    pub fn devices(
+        &self,
+        locked: &crate::ca::store::Locked<'_>,
+        username: &str,
+    ) -> Result<Vec<Record>, Refusal> {
+        let want = index::oneline_escape(username);
+        let mut mine: Vec<Record> = locked
+            .records()?
+            .into_iter()
+            .filter(|r| r.common_name().is_some_and(|cn| cn.eq_ignore_ascii_case(&want)))
+            .collect();
+        mine.reverse();
+        Ok(mine)
+    }
+
+    fn enroll(&self, req: &Request, form: &Form) -> Result<Response, Refusal> {
         let cfg = &self.config;
         let raw_user = form
             .one_of(&["username"])
@@ -329,6 +505,11 @@ impl App {
             _ if cfg.require_email => return Err(Refusal::EmailRequired),
             _ => None,
         };
+        let code = form
+            .one_of(&["code"])
+            .map_err(Refusal::BadForm)?
+            .filter(|c| !c.trim().is_empty());
+        let renew = form.one_of(&["renew"]).map_err(Refusal::BadForm)? == Some("yes");
         let spkac = form
             .one_of(&["pubkey", "key", "spkac", "SPKAC"])
             .map_err(Refusal::BadForm)?;
@@ -358,15 +539,41 @@ impl App {
                 SubjectError::EmailRequired => Refusal::EmailRequired,
                 SubjectError::Config(m) => Refusal::Internal(m),
             })?;
+        self.rate_limit(&format!("user {}", username.as_str().to_ascii_lowercase()), true)?;
         let identity = self.client_identity(req);
         let proven = identity
-            .as_deref()
-            .is_some_and(|id| id.eq_ignore_ascii_case(username.as_str()));
+            .as_ref()
+            .filter(|id| id.username.eq_ignore_ascii_case(username.as_str()));
 
         let t = now();
         let mut locked = self.store.lock()?;
-        if !proven && locked.username_taken(username.as_str(), t) {
-            return Err(Refusal::UsernameTaken(username.as_str().to_string()));
+        let mut how = if proven.is_some() {
+            "client certificate"
+        } else {
+            "new username"
+        };
+        let codes_path = codes::path_beside(&cfg.paths.database);
+        if proven.is_none()
+            && (locked.username_taken(username.as_str(), t)
+                || codes::has_live(&codes_path, username.as_str(), t)?)
+        {
+            let Some(code) = code else {
+                return Err(Refusal::UsernameTaken(username.as_str().to_string()));
+            };
+            let path = codes_path;
+            match codes::redeem(&locked, &path, &self.secret, username.as_str(), code, t)? {
+                Redeemed::Accepted(CodeKind::AddDevice) => how = "add-device code",
+                Redeemed::Accepted(CodeKind::Recovery) => how = "recovery code",
+                Redeemed::Wrong | Redeemed::NoCode => {
+                    log::warn!(
+                        target: "audit",
+                        "wrong or expired code for user={} remote={}",
+                        username.as_str(),
+                        remote(req)
+                    );
+                    return Err(Refusal::BadCode);
+                }
+            }
         }
         let subject_line = crate::ffi::openssl::name_oneline(&subject);
         if locked.subject_taken(&subject_line, t) {
@@ -388,11 +595,17 @@ impl App {
             .to_pem()
             .map_err(|e| Refusal::Internal(e.to_string()))?;
         locked.record(&issued.record, &pem)?;
+        if let (Some(old), true) = (proven, renew) {
+            let replaced = crl::revoke(&mut locked, Some("superseded"), t, |r| r.serial == old.serial)?;
+            if !replaced.is_empty() {
+                self.refresh_crl(&mut locked, t);
+            }
+        }
         drop(locked);
 
         log::info!(
             target: "audit",
-            "issued serial={} user={} key={} via={} remote={}{}",
+            "issued serial={} user={} key={} via={} by={} remote={}{}",
             serial,
             username.as_str(),
             accepted.description,
@@ -400,8 +613,9 @@ impl App {
                 Kind::Spkac => "spkac",
                 Kind::Csr => "csr",
             },
-            req.param_str("REMOTE_ADDR").unwrap_or("-"),
-            if proven { " (proven by client certificate)" } else { "" }
+            how,
+            remote(req),
+            if renew && proven.is_some() { " (renewal: the old certificate is revoked)" } else { "" }
         );
         let wants_pem = req.param_str("HTTP_ACCEPT").is_some_and(|a| {
             a.contains("application/x-pem-file") && !a.contains("application/x-x509-user-cert")
@@ -423,7 +637,7 @@ impl App {
 
     fn refuse(&self, req: &Request, r: &Refusal) -> Response {
         let status = r.status();
-        let remote = req.param_str("REMOTE_ADDR").unwrap_or("-");
+        let remote = remote(req);
         match r {
             Refusal::Internal(detail) => log::error!("request from {remote} failed: {detail}"),
             Refusal::Busy(detail) => log::warn!("request from {remote} answered 503: {detail}"),
@@ -450,6 +664,9 @@ impl App {
         .with_header("X-Content-Type-Options", "nosniff");
         if status == 503 {
             resp = resp.with_header("Retry-After", "5");
+        }
+        if let Refusal::RateLimited(secs) = r {
+            resp = resp.with_header("Retry-After", &secs.to_string());
         }
         if status == 405 {
             resp = resp.with_header("Allow", "GET, HEAD, POST");
@@ -482,7 +699,7 @@ impl Handler for App {
         let method = req.param_str("REQUEST_METHOD").unwrap_or("GET");
         let result = match method {
             "GET" | "HEAD" => Ok(page::serve_get(self, req)),
-            "POST" => self.enroll(req),
+            "POST" => self.post(req),
             _ => Err(Refusal::MethodNotAllowed),
         };
         let mut resp = result.unwrap_or_else(|r| self.refuse(req, &r));

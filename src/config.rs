@@ -135,6 +135,12 @@ pub struct Config {
     pub workers: usize,
     pub lock_timeout: Duration,
     pub auth_url: String,
+    /// Enrollments and account actions per client address.
+    pub address_rate: Option<crate::ratelimit::Rate>,
+    /// Enrollments and code attempts per username.
+    pub username_rate: Option<crate::ratelimit::Rate>,
+    /// Seconds an add-device or recovery code stays valid.
+    pub code_lifetime: i64,
     /// The parsed file, kept for `x509_extensions` (applied by OpenSSL itself).
     pub conf: Conf,
 }
@@ -542,6 +548,18 @@ impl Config {
             return Err(ga.err("max_body", "must be between 1024 and 16777216"));
         }
 
+        let rate = |key: &str, default: &str| {
+            let v = get_ga(key).unwrap_or_else(|| default.to_string());
+            crate::ratelimit::Rate::parse(&v)
+                .ok_or_else(|| ga.err(key, format!("{v:?} is not N/SECONDS (e.g. 20/60) or off")))
+        };
+        let address_rate = rate("address_rate", "20/60")?;
+        let username_rate = rate("username_rate", "5/60")?;
+        let code_lifetime = ga.number("code_lifetime", 900i64)?;
+        if !(60..=7 * 86400).contains(&code_lifetime) {
+            return Err(ga.err("code_lifetime", "must be between 60 and 604800 seconds"));
+        }
+
         Ok(Config {
             file: file.to_path_buf(),
             ca_section,
@@ -573,6 +591,9 @@ impl Config {
             workers,
             lock_timeout: Duration::from_secs(ga.number("lock_timeout", 10u64)?),
             auth_url: get_ga("auth_url").unwrap_or_else(|| "/auth/".into()),
+            address_rate,
+            username_rate,
+            code_lifetime,
             conf,
         })
     }

@@ -16,5 +16,6 @@ pub mod enroll;
 #[allow(unsafe_code)]
 mod ffi;
 pub mod log;
+pub mod ratelimit;
 pub mod token;
 pub mod web;

@@ -80,12 +80,51 @@ enum Command {
     Check,
     /// List issued certificates: serial, status, username, expiry.
     List,
+    /// Revoke certificates (as `openssl ca -revoke`, under getacert's lock), then
+    /// regenerate the CRL when `crl` is set in ca.conf. Reload the web server afterwards
+    /// so it reads the new CRL; getacert itself refuses the certificate at once.
+    Revoke {
+        /// The certificate's serial number (hex, as `getacert list` shows it).
+        #[arg(long, conflicts_with = "user", required_unless_present = "user")]
+        serial: Option<String>,
+        /// Every valid certificate of this username.
+        #[arg(long)]
+        user: Option<String>,
+        /// keyCompromise, superseded, cessationOfOperation, affiliationChanged,
+        /// CACompromise, certificateHold, removeFromCRL or unspecified.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Write a new CRL signed by the CA (numbered from the crlnumber file) to --out,
+    /// else to the `crl` file of ca.conf, else to standard output.
+    Crl {
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Mark expired certificates as expired (E) in index.txt, as `openssl ca -updatedb`.
+    Updatedb,
+    /// Print a one-time recovery code for a user who lost every device. On a new
+    /// device they enroll with their username and this code.
+    RecoveryCode {
+        /// The username.
+        name: String,
+        /// Revoke all of the user's certificates first (a lost or stolen device).
+        #[arg(long)]
+        revoke_all: bool,
+    },
 }
 
 fn load_app(config: Option<&std::path::Path>) -> Result<App, String> {
     let path = Config::locate(config);
     let config = Config::load(&path).map_err(|e| e.to_string())?;
     App::new(config).map_err(|e| e.to_string())
+}
+
+/// The app for an admin command, logging to stderr.
+fn admin_app(config: Option<&std::path::Path>) -> Result<App, String> {
+    let app = load_app(config)?;
+    glog::init(Sink::Stderr, app.config.log_facility);
+    Ok(app)
 }
 
 fn parse_listen(spec: &str, config: &Config) -> Result<server::Listen, String> {
@@ -205,6 +244,53 @@ fn main() -> ExitCode {
         Some(Command::List) => Config::load(&Config::locate(config))
             .map_err(|e| e.to_string())
             .and_then(|c| admin::list(&c)),
+        Some(Command::Revoke { serial, user, reason }) => admin_app(config).and_then(|app| {
+            let target = match (serial, user) {
+                (Some(s), _) => admin::RevokeTarget::Serial(s),
+                (None, Some(u)) => admin::RevokeTarget::User(u),
+                (None, None) => return Err("give --serial HEX or --user NAME".into()),
+            };
+            let revoked = admin::revoke(&app, &target, reason.as_deref())?;
+            if revoked.is_empty() {
+                return Err("no valid certificate matched: nothing revoked".into());
+            }
+            println!("revoked: {}", revoked.join(" "));
+            if app.config.paths.crl_file.is_some() {
+                println!(
+                    "CRL updated; reload the web server (systemctl reload nginx / apache2) so it reads it."
+                );
+            }
+            Ok(())
+        }),
+        Some(Command::Crl { out }) => admin_app(config).and_then(|app| {
+            let pem = admin::crl(&app)?;
+            match out {
+                Some(path) => std::fs::write(&path, &pem).map_err(|e| format!("{}: {e}", path.display())),
+                None if app.config.paths.crl_file.is_some() => Ok(()),
+                None => {
+                    use std::io::Write;
+                    std::io::stdout().write_all(&pem).map_err(|e| e.to_string())
+                }
+            }
+        }),
+        Some(Command::Updatedb) => admin_app(config).and_then(|app| {
+            let changed = admin::updatedb(&app)?;
+            println!("{} certificate(s) marked expired", changed.len());
+            Ok(())
+        }),
+        Some(Command::RecoveryCode { name, revoke_all }) => admin_app(config).and_then(|app| {
+            let (code, revoked) = admin::recovery_code(&app, &name, revoke_all)?;
+            if !revoked.is_empty() {
+                println!("revoked: {}", revoked.join(" "));
+            }
+            println!("Recovery code for {name}: {code}");
+            println!(
+                "It works once and expires in {} minutes. On the new device: open the enrollment page, \
+                 type the username {name} and this code.",
+                app.config.code_lifetime / 60
+            );
+            Ok(())
+        }),
         None if server::inherited_listener_available() => {
             serve(config, None, None, Sink::Syslog { also_stderr: true })
         }

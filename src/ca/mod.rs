@@ -1,6 +1,8 @@
 //! The certificate authority: index.txt format (`index`), the locked, durable database
 //! (`store`) and signing (`sign`).
 
+pub mod codes;
+pub mod crl;
 pub mod index;
 pub mod sign;
 pub mod store;

@@ -493,3 +493,40 @@ fn random_serial() -> String {
     b[0] |= 0x01;
     b.iter().map(|x| format!("{x:02X}")).collect()
 }
+
+impl Locked<'_> {
+    /// Every record, read from index.txt now (the view keeps only hashes).
+    pub fn records(&self) -> Result<Vec<Record>, StoreError> {
+        Store::read_records(&self.store.paths.database)
+    }
+
+    /// Rewrites index.txt with `change` applied to every record, as `openssl ca -revoke`
+    /// and `-updatedb` do (write-new, fsync, rename, fsync directory), then reloads the
+    /// view. Returns the records `change` reported as changed. Nothing is written when
+    /// none changed.
+    pub fn rewrite(
+        &mut self,
+        mut change: impl FnMut(&mut Record) -> bool,
+    ) -> Result<Vec<Record>, StoreError> {
+        let mut records = self.records()?;
+        let mut changed = Vec::new();
+        for r in &mut records {
+            if change(r) {
+                changed.push(r.clone());
+            }
+        }
+        if changed.is_empty() {
+            return Ok(changed);
+        }
+        let text: String = records.iter().map(Record::to_line).collect();
+        write_durably(&self.store.paths.database, text.as_bytes())?;
+        *self.view = None;
+        self.refresh()?;
+        Ok(changed)
+    }
+
+    /// Replaces a small file in the CA directory durably (crlnumber, the CRL, codes).
+    pub fn replace_file(&self, path: &Path, content: &[u8]) -> Result<(), StoreError> {
+        write_durably(path, content)
+    }
+}

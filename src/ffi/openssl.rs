@@ -233,3 +233,113 @@ pub fn spkac_from_der(der: &[u8]) -> Result<Spkac, ErrorStack> {
         })
     }
 }
+
+unsafe extern "C" {
+    fn ASN1_ENUMERATED_new() -> *mut sys::ASN1_ENUMERATED;
+    fn ASN1_ENUMERATED_set(a: *mut sys::ASN1_ENUMERATED, v: c_long) -> c_int;
+}
+
+/// One revoked certificate for [`make_crl`].
+pub struct CrlEntry {
+    pub serial: openssl::bn::BigNum,
+    pub revoked_at: openssl::asn1::Asn1Time,
+    /// RFC 5280 CRLReason code, when one was recorded.
+    pub reason: Option<i32>,
+}
+
+/// A v2 CRL as `openssl ca -gencrl` makes it: issuer, lastUpdate, nextUpdate, the
+/// revoked entries (with reason codes), authorityKeyIdentifier and cRLNumber, signed
+/// by the CA key (`md` is `None` for Ed25519/Ed448 keys).
+pub fn make_crl(
+    ca: &X509Ref,
+    key: &PKeyRef<Private>,
+    md: Option<MessageDigest>,
+    last_update: &openssl::asn1::Asn1TimeRef,
+    next_update: &openssl::asn1::Asn1TimeRef,
+    number: &openssl::bn::BigNumRef,
+    entries: &[CrlEntry],
+) -> Result<openssl::x509::X509Crl, ErrorStack> {
+    use openssl::asn1::Asn1Integer;
+    let number = Asn1Integer::from_bn(number)?;
+    let serials = entries
+        .iter()
+        .map(|e| Asn1Integer::from_bn(&e.serial))
+        .collect::<Result<Vec<_>, _>>()?;
+    // SAFETY: every object created here is either handed to the CRL with an add0/set1
+    // call that copies or takes it as documented, or freed on every path. The CRL is
+    // owned by X509Crl from the moment it exists, so an early return frees it. Pointers
+    // borrowed from ca, key, the times and `serials` outlive the calls that use them.
+    unsafe {
+        let crl = openssl::x509::X509Crl::from_ptr(cvt_p(sys::X509_CRL_new())?);
+        let p = crl.as_ptr();
+        cvt(sys::X509_CRL_set_version(p, 1))?;
+        cvt(sys::X509_CRL_set_issuer_name(p, ca.subject_name().as_ptr()))?;
+        cvt(sys::X509_CRL_set1_lastUpdate(p, last_update.as_ptr()))?;
+        cvt(sys::X509_CRL_set1_nextUpdate(p, next_update.as_ptr()))?;
+        for (e, serial) in entries.iter().zip(&serials) {
+            let r = cvt_p(sys::X509_REVOKED_new())?;
+            let filled = sys::X509_REVOKED_set_serialNumber(r, serial.as_ptr()) == 1
+                && sys::X509_REVOKED_set_revocationDate(r, e.revoked_at.as_ptr()) == 1
+                && match e.reason {
+                    None => true,
+                    Some(code) => {
+                        let en = ASN1_ENUMERATED_new();
+                        let ok = !en.is_null()
+                            && ASN1_ENUMERATED_set(en, c_long::from(code)) == 1
+                            && sys::X509_REVOKED_add1_ext_i2d(
+                                r,
+                                sys::NID_crl_reason,
+                                en as *mut c_void,
+                                0,
+                                0,
+                            ) == 1;
+                        sys::ASN1_ENUMERATED_free(en);
+                        ok
+                    }
+                };
+            if !filled || sys::X509_CRL_add0_revoked(p, r) != 1 {
+                sys::X509_REVOKED_free(r);
+                return Err(ErrorStack::get());
+            }
+        }
+        cvt(sys::X509_CRL_sort(p))?;
+        let mut ctx: sys::X509V3_CTX = std::mem::zeroed();
+        sys::X509V3_set_ctx(&mut ctx, ca.as_ptr(), ptr::null_mut(), ptr::null_mut(), p, 0);
+        let aki = sys::X509V3_EXT_nconf_nid(
+            ptr::null_mut(),
+            &mut ctx,
+            sys::NID_authority_key_identifier,
+            c"keyid:always".as_ptr(),
+        );
+        if aki.is_null() {
+            return Err(ErrorStack::get());
+        }
+        let added = sys::X509_CRL_add_ext(p, aki, -1);
+        sys::X509_EXTENSION_free(aki);
+        cvt(added)?;
+        cvt(sys::X509_CRL_add1_ext_i2d(
+            p,
+            sys::NID_crl_number,
+            number.as_ptr() as *mut c_void,
+            0,
+            0,
+        ))?;
+        let md_ptr = md.map_or(ptr::null(), |m| m.as_ptr());
+        if sys::X509_CRL_sign(p, key.as_ptr(), md_ptr) <= 0 {
+            return Err(ErrorStack::get());
+        }
+        Ok(crl)
+    }
+}
+
+fn cvt(r: c_int) -> Result<c_int, ErrorStack> {
+    if r <= 0 { Err(ErrorStack::get()) } else { Ok(r) }
+}
+
+fn cvt_p<T>(p: *mut T) -> Result<*mut T, ErrorStack> {
+    if p.is_null() {
+        Err(ErrorStack::get())
+    } else {
+        Ok(p)
+    }
+}

@@ -2,7 +2,8 @@
 //! needs no document root, no CDN and no inline script (the page is served with a strict
 //! Content-Security-Policy).
 
-use crate::app::App;
+use crate::app::{App, Identity};
+use crate::ca::index::{Record, Status};
 use crate::token::Purpose;
 use crate::web::{Request, Response};
 
@@ -85,20 +86,33 @@ pub fn serve_get(app: &App, req: &Request) -> Response {
             None => Response::new(404, "text/plain; charset=utf-8", b"No such asset.\n".to_vec()),
         };
     }
-    let ca_name = app
-        .ca
-        .cert
-        .subject_name()
-        .entries_by_nid(openssl::nid::Nid::COMMONNAME)
-        .next()
-        .and_then(|e| e.data().to_string().ok())
-        .unwrap_or_else(|| "this site".to_string());
+    if query_param(req, "enroll").is_none()
+        && let Some(who) = app.client_identity(req)
+    {
+        let devices = app
+            .store
+            .lock()
+            .map_err(|e| e.to_string())
+            .and_then(|l| app.devices(&l, &who.username).map_err(|e| e.to_string()));
+        return match devices {
+            Ok(devices) => account_page(app, req, &who, &devices, None, None),
+            Err(e) => {
+                log::error!("listing the devices of {}: {e}", who.username);
+                Response::new(
+                    503,
+                    "text/plain; charset=utf-8",
+                    b"Please try again in a few seconds.\n".to_vec(),
+                )
+                .with_header("Retry-After", "5")
+            }
+        };
+    }
     let html = PAGE
         .replace("{{ACTION}}", &escape(&action(req)))
         .replace("{{TOKEN}}", &escape(&app.make_token(Purpose::Form)))
         .replace("{{CHALLENGE}}", &escape(&app.make_token(Purpose::Challenge)))
         .replace("{{AUTH_URL}}", &escape(&app.config.auth_url))
-        .replace("{{CA_NAME}}", &escape(&ca_name));
+        .replace("{{CA_NAME}}", &escape(&ca_name(app)));
     secure_headers(
         Response::new(200, "text/html; charset=utf-8", html.into_bytes())
             .with_header("Cache-Control", "no-store"),
@@ -113,5 +127,107 @@ pub fn error_page(status: u16, message: &str) -> String {
          <title>Enrollment failed</title></head><body><h1>Enrollment failed ({status})</h1>\
          <p role=\"alert\">{}</p><p><a href=\"\">Back to the enrollment page</a></p></body></html>\n",
         escape(message)
+    )
+}
+
+fn ca_name(app: &App) -> String {
+    app.ca
+        .cert
+        .subject_name()
+        .entries_by_nid(openssl::nid::Nid::COMMONNAME)
+        .next()
+        .and_then(|e| e.data().to_string().ok())
+        .unwrap_or_else(|| "this site".to_string())
+}
+
+fn date(unix: i64) -> String {
+    let t = crate::ca::index::asn1_time(unix);
+    let d = t.trim_end_matches('Z');
+    let (y, rest) = if d.len() == 12 {
+        (format!("20{}", &d[0..2]), &d[2..])
+    } else {
+        (d[0..4].to_string(), &d[4..])
+    };
+    format!("{y}-{}-{}", &rest[0..2], &rest[2..4])
+}
+
+/// The page a signed-in user sees: who they are, their devices (revoke any other one),
+/// and an add-device code when they asked for one (shown this once).
+pub fn account_page(
+    app: &App,
+    req: &Request,
+    who: &Identity,
+    devices: &[Record],
+    notice: Option<&str>,
+    code: Option<&str>,
+) -> Response {
+    let action = escape(&action(req));
+    let token = escape(&app.make_token(Purpose::Form));
+    let now = crate::app::now();
+    let mut list = String::new();
+    for r in devices {
+        let this = r.serial == who.serial;
+        let (status, live) = match r.effective_status(now) {
+            Status::Valid => ("valid", true),
+            Status::Revoked => ("revoked", false),
+            Status::Expired => ("expired", false),
+        };
+        list.push_str(&format!(
+            "<li><div><strong>Certificate {}</strong> {}<br><span class=\"meta\">{status}, expires {}</span></div>",
+            escape(&r.serial),
+            if this { "<span class=\"tag\">this device</span>" } else { "" },
+            date(r.expires_unix())
+        ));
+        if live && !this {
+            list.push_str(&format!(
+                "<form method=\"post\" action=\"{action}\"><input type=\"hidden\" name=\"token\" value=\"{token}\">\
+                 <input type=\"hidden\" name=\"action\" value=\"revoke\"><input type=\"hidden\" name=\"serial\" value=\"{}\">\
+                 <button class=\"button\" type=\"submit\">Revoke</button></form>",
+                escape(&r.serial)
+            ));
+        }
+        list.push_str("</li>\n");
+    }
+    let notice = notice
+        .map(|n| format!("<p class=\"notice\" role=\"status\">{}</p>", escape(n)))
+        .unwrap_or_default();
+    let code = code
+        .map(|c| {
+            format!(
+                "<section class=\"card\" aria-labelledby=\"code-heading\"><h2 id=\"code-heading\">Your add-device code</h2>\
+                 <p class=\"code\" id=\"add-device-code\">{}</p><p>On the new device, open this page, type your username \
+                 <strong>{}</strong> and this code. It works once and expires in {} minutes. It is not shown again.</p></section>",
+                escape(c),
+                escape(&who.username),
+                app.config.code_lifetime / 60
+            )
+        })
+        .unwrap_or_default();
+    let html = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta name=\"referrer\" content=\"no-referrer\"><title>Your devices · {ca}</title>\
+         <link rel=\"icon\" href=\"data:,\"><link rel=\"stylesheet\" href=\"{action}?asset=enroll.css\"></head><body>\
+         <header class=\"banner\"><div class=\"wrap\"><span class=\"seal\" aria-hidden=\"true\"></span>\
+         <span class=\"ca-name\">{ca}</span></div></header><main id=\"main\" class=\"wrap\">\
+         <h1>You are signed in as <span id=\"username\">{user}</span></h1>{notice}{code}\
+         <section class=\"card\" aria-labelledby=\"devices-heading\"><h2 id=\"devices-heading\">Your devices</h2>\
+         <ul class=\"devices\">{list}</ul></section>\
+         <section class=\"card\" aria-labelledby=\"add-heading\"><h2 id=\"add-heading\">Add a device</h2>\
+         <p>Get a one-time code here, then enroll on the new device with your username and the code. \
+         No key is copied between devices.</p><form method=\"post\" action=\"{action}\">\
+         <input type=\"hidden\" name=\"token\" value=\"{token}\"><input type=\"hidden\" name=\"action\" value=\"add-device-code\">\
+         <button class=\"button primary\" type=\"submit\">Get an add-device code</button></form></section>\
+         <section class=\"card\" aria-labelledby=\"renew-heading\"><h2 id=\"renew-heading\">Renew this device</h2>\
+         <p>Before this certificate expires, <a href=\"{action}?enroll=1\">make a new one</a> with your username while \
+         signed in; then revoke the old one above.</p></section>\
+         <p><a class=\"button\" href=\"{auth}\">Go to the site</a></p></main></body></html>\n",
+        ca = escape(&ca_name(app)),
+        user = escape(&who.username),
+        auth = escape(&app.config.auth_url),
+    );
+    secure_headers(
+        Response::new(200, "text/html; charset=utf-8", html.into_bytes())
+            .with_header("Cache-Control", "no-store"),
     )
 }
