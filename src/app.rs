@@ -279,6 +279,13 @@ impl App {
         })
     }
 
+    /// For the long-running daemon: reserve serials 32 at a time, so one serial-file
+    /// rewrite serves 32 enrollments (a restart leaves a gap, never a reuse).
+    pub fn daemon(mut self) -> App {
+        self.store.set_serial_block(32);
+        self
+    }
+
     pub fn make_token(&self, purpose: Purpose) -> String {
         token::make(&self.secret, purpose, now())
     }
@@ -580,6 +587,9 @@ impl App {
             return Err(Refusal::SubjectTaken);
         }
         let serial = locked.allocate_serial()?;
+        // Sign without holding the lock, so enrollments sign in parallel; what the
+        // first check decided is checked again once the lock is held to record.
+        drop(locked);
         let issued = sign::issue(
             cfg,
             &self.ca,
@@ -594,6 +604,13 @@ impl App {
             .cert
             .to_pem()
             .map_err(|e| Refusal::Internal(e.to_string()))?;
+        let mut locked = self.store.lock()?;
+        if how == "new username" && locked.username_taken(username.as_str(), t) {
+            return Err(Refusal::UsernameTaken(username.as_str().to_string()));
+        }
+        if locked.subject_taken(&subject_line, t) {
+            return Err(Refusal::SubjectTaken);
+        }
         locked.record(&issued.record, &pem)?;
         if let (Some(old), true) = (proven, renew) {
             let replaced = crl::revoke(&mut locked, Some("superseded"), t, |r| r.serial == old.serial)?;

@@ -169,8 +169,7 @@ fn serve(
         web_server_addrs: server::ServeOptions::web_server_addrs_from_env()
             .map_err(|e| format!("FCGI_WEB_SERVER_ADDRS: {e}"))?,
     };
-    ::log::info!("serving FastCGI with {} workers ({:?})", opts.workers, listen);
-    server::serve(listen, opts, Arc::new(app)).map_err(|e| e.to_string())
+    server::serve(listen, opts, Arc::new(app.daemon())).map_err(|e| e.to_string())
 }
 
 fn run_cgi(cli_config: Option<&std::path::Path>) -> Result<(), String> {

@@ -111,6 +111,12 @@ pub struct Store {
     lock_timeout: Duration,
     hasher: RandomState,
     view: Mutex<Option<View>>,
+    /// How many serials one reservation takes from the serial file (1 for a CGI
+    /// process; more for the daemon, which hands them out from `reserved`).
+    serial_block: usize,
+    /// Serials already reserved in the serial file and not yet used. Only touched
+    /// while the view mutex is held.
+    reserved: Mutex<std::collections::VecDeque<String>>,
 }
 
 /// A held lock: the only way to read the view or change the database.
@@ -129,7 +135,15 @@ impl Store {
             lock_timeout: config.lock_timeout,
             hasher: RandomState::new(),
             view: Mutex::new(None),
+            serial_block: 1,
+            reserved: Mutex::new(std::collections::VecDeque::new()),
         }
+    }
+
+    /// Reserve `n` serials at a time (the daemon: one serial-file rewrite serves `n`
+    /// enrollments). Unused ones are skipped after a restart: gaps, never reuse.
+    pub fn set_serial_block(&mut self, n: usize) {
+        self.serial_block = n.clamp(1, 1024);
     }
 
     pub fn paths(&self) -> &CaPaths {
@@ -388,6 +402,14 @@ impl Locked<'_> {
             }
             return Err(StoreError::SerialsExhausted(paths.new_certs_dir.clone()));
         }
+        {
+            let mut reserved = self.store.reserved.lock().unwrap_or_else(|p| p.into_inner());
+            while let Some(s) = reserved.pop_front() {
+                if !self.cert_path(&s).exists() {
+                    return Ok(s);
+                }
+            }
+        }
         let text = fs::read_to_string(&paths.serial).map_err(|e| StoreError::io(&paths.serial, "read", e))?;
         let mut serial = index::normalize_serial(&text).ok_or_else(|| StoreError::BadSerialFile {
             path: paths.serial.clone(),
@@ -414,10 +436,15 @@ impl Locked<'_> {
                 return Err(StoreError::SerialsExhausted(paths.new_certs_dir.clone()));
             }
         }
-        write_durably(
-            &paths.serial,
-            format!("{}\n", index::serial_next(&serial)).as_bytes(),
-        )?;
+        let mut block = Vec::with_capacity(self.store.serial_block);
+        let mut next = serial.clone();
+        for _ in 0..self.store.serial_block {
+            block.push(next.clone());
+            next = index::serial_next(&next);
+        }
+        write_durably(&paths.serial, format!("{next}\n").as_bytes())?;
+        let mut reserved = self.store.reserved.lock().unwrap_or_else(|p| p.into_inner());
+        reserved.extend(block.into_iter().skip(1));
         Ok(serial)
     }
 
