@@ -24,6 +24,12 @@ use getacert::web::{cgi, server};
         under a web server that sets GATEWAY_INTERFACE). It reads the same ca.conf as \
         `openssl ca` and keeps the same index.txt, serial and newcerts/ files, so \
         `openssl ca -revoke` and `-gencrl` keep working.\n\n\
+        Accounts: a username belongs to whoever holds a valid certificate for it; \
+        anyone else asking for it gets 409. A signed-in user (the web server verified a \
+        certificate this CA issued, not revoked) sees their devices at the enrollment \
+        URL, can revoke them, and can get a one-time add-device code to enroll another \
+        device under the same name. An admin can issue a recovery code for a user who \
+        lost every device (`recovery-code`).\n\n\
         Start with `getacert init /etc/getacert` to make a CA, then `getacert --config \
         /etc/getacert/ca.conf check`."
 )]
