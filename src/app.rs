@@ -713,7 +713,11 @@ fn client_cert_pem(value: &str) -> Vec<u8> {
 
 impl Handler for App {
     fn handle(&self, req: &Request) -> Response {
-        let method = req.param_str("REQUEST_METHOD").unwrap_or("GET");
+        // Absent means GET (a bare FastCGI test client); present but not text is refused.
+        let method = match req.param("REQUEST_METHOD") {
+            None => "GET",
+            Some(m) => std::str::from_utf8(m).unwrap_or("?"),
+        };
         let result = match method {
             "GET" | "HEAD" => Ok(page::serve_get(self, req)),
             "POST" => self.post(req),

@@ -1,5 +1,6 @@
 //! Which public keys may be certified, and the words used for them in messages and logs.
 
+use openssl::ec::Asn1Flag;
 use openssl::nid::Nid;
 use openssl::pkey::{Id, PKeyRef, Public};
 
@@ -20,10 +21,21 @@ pub struct KeyRefused {
     pub accepted: String,
 }
 
+/// The named curve of an EC key, or `None` when the key carries explicit curve
+/// parameters (OpenSSL 3 still reports the curve name when the parameters equal a named
+/// curve; RFC 5480 forbids explicit parameters in certificates either way).
+fn named_curve(key: &PKeyRef<Public>) -> Option<Nid> {
+    let ec = key.ec_key().ok()?;
+    if ec.group().asn1_flag() != Asn1Flag::NAMED_CURVE {
+        return None;
+    }
+    ec.group().curve_name()
+}
+
 pub fn describe(key: &PKeyRef<Public>) -> String {
     match key.id() {
         Id::RSA => format!("RSA-{}", key.bits()),
-        Id::EC => match key.ec_key().ok().and_then(|k| k.group().curve_name()) {
+        Id::EC => match named_curve(key) {
             Some(nid) => match curve_name(nid) {
                 "an unsupported curve" => format!("EC {}", nid.short_name().unwrap_or("unknown")),
                 name => format!("EC {name}"),
@@ -59,11 +71,7 @@ pub fn check(key: &PKeyRef<Public>, policy: &KeyPolicy) -> Result<AcceptedKey, K
     let description = describe(key);
     let ok = match key.id() {
         Id::RSA => policy.rsa && (policy.rsa_min_bits..=policy.rsa_max_bits).contains(&key.bits()),
-        Id::EC => key
-            .ec_key()
-            .ok()
-            .and_then(|k| k.group().curve_name())
-            .is_some_and(|nid: Nid| policy.ec_curves.contains(&nid)),
+        Id::EC => named_curve(key).is_some_and(|nid| policy.ec_curves.contains(&nid)),
         Id::ED25519 => policy.ed25519,
         _ => false,
     };
