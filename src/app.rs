@@ -225,6 +225,21 @@ pub struct Identity {
     pub serial: String,
 }
 
+/// `host[:port]` or `[v6]:port` without the port.
+fn host_name(authority: &str) -> &str {
+    if let Some(rest) = authority.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    authority.split(':').next().unwrap_or(authority)
+}
+
+/// The serial and certificate the web server passed, if both are readable.
+fn presented(req: &Request) -> Option<(String, X509)> {
+    let serial = index::normalize_serial(req.param_str("SSL_CLIENT_M_SERIAL")?)?;
+    let cert = X509::from_pem(&client_cert_pem(req.param_str("SSL_CLIENT_CERT")?)).ok()?;
+    Some((serial, cert))
+}
+
 fn remote(req: &Request) -> &str {
     req.param_str("REMOTE_ADDR").unwrap_or("-")
 }
@@ -315,11 +330,15 @@ impl App {
             req.param_str("HTTP_SEC_FETCH_SITE"),
             Some("cross-site" | "same-site")
         ) {
+            log::info!(target: "audit", "cross-site post: Sec-Fetch-Site {:?}", req.param_str("HTTP_SEC_FETCH_SITE"));
             return Err(Refusal::CrossSite);
         }
         if let (Some(origin), Some(host)) = (req.param_str("HTTP_ORIGIN"), req.param_str("HTTP_HOST")) {
-            let origin_host = origin.split("://").nth(1).unwrap_or(origin);
-            if origin == "null" || !origin_host.eq_ignore_ascii_case(host) {
+            // Host names only: Debian's fastcgi_params passes HTTP_HOST as nginx's $host,
+            // which drops the port.
+            let origin_host = host_name(origin.split("://").nth(1).unwrap_or(origin));
+            if origin == "null" || !origin_host.eq_ignore_ascii_case(host_name(host)) {
+                log::info!(target: "audit", "cross-site post: Origin {origin:?}, Host {host:?}");
                 return Err(Refusal::CrossSite);
             }
         }
@@ -331,19 +350,31 @@ impl App {
     /// is byte for byte the one this CA filed under `SSL_CLIENT_M_SERIAL` in newcerts/,
     /// not revoked in index.txt (whether or not the web server loaded a CRL) and not
     /// expired. Anything else is anonymous.
-    pub fn client_identity(&self, req: &Request) -> Option<Identity> {
+    ///
+    /// The database lock held elsewhere is `Err(Busy)`, never "anonymous": a signed-in
+    /// user must not be told their name is taken because the lock was slow.
+    pub fn client_identity(&self, req: &Request) -> Result<Option<Identity>, Refusal> {
         if req.param_str("SSL_CLIENT_VERIFY") != Some("SUCCESS") {
-            return None;
+            return Ok(None);
         }
-        let serial = index::normalize_serial(req.param_str("SSL_CLIENT_M_SERIAL")?)?;
-        let presented = X509::from_pem(&client_cert_pem(req.param_str("SSL_CLIENT_CERT")?)).ok()?;
-        let locked = self.store.lock().ok()?;
+        let Some(presented) = presented(req) else {
+            return Ok(None);
+        };
+        let locked = self.store.lock()?;
+        Ok(self.identify(req, &locked, presented))
+    }
+
+    fn identify(
+        &self,
+        req: &Request,
+        locked: &crate::ca::store::Locked<'_>,
+        (serial, presented): (String, X509),
+    ) -> Option<Identity> {
         if locked.is_revoked(&serial) {
             log::info!(target: "audit", "revoked certificate serial={serial} presented by {}", remote(req));
             return None;
         }
         let on_file = std::fs::read(locked.cert_path(&serial)).ok()?;
-        drop(locked);
         let on_file = X509::from_pem(&on_file).ok()?;
         if on_file.to_der().ok()? != presented.to_der().ok()? {
             log::info!(target: "audit", "client certificate serial={serial} does not match the one on file ({})", remote(req));
@@ -395,7 +426,7 @@ impl App {
                 if !self.token_ok(Purpose::Form, token) {
                     return Err(Refusal::BadToken);
                 }
-                let who = self.client_identity(req).ok_or(Refusal::NotSignedIn)?;
+                let who = self.client_identity(req)?.ok_or(Refusal::NotSignedIn)?;
                 if action == "revoke" {
                     self.revoke_device(req, &form, &who)
                 } else {
@@ -547,7 +578,7 @@ impl App {
                 SubjectError::Config(m) => Refusal::Internal(m),
             })?;
         self.rate_limit(&format!("user {}", username.as_str().to_ascii_lowercase()), true)?;
-        let identity = self.client_identity(req);
+        let identity = self.client_identity(req)?;
         let proven = identity
             .as_ref()
             .filter(|id| id.username.eq_ignore_ascii_case(username.as_str()));

@@ -129,7 +129,9 @@ fn read(path: &Path) -> Result<Vec<Entry>, StoreError> {
 fn write(locked: &Locked<'_>, path: &Path, entries: &[Entry], now: i64) -> Result<(), StoreError> {
     let text: String = entries
         .iter()
-        .filter(|e| e.expires > now && e.tries > 0)
+        // A code voided by wrong tries is kept until it expires: it still reserves the
+        // username (see `has_live`), it just can no longer be used.
+        .filter(|e| e.expires > now)
         .map(|e| {
             format!(
                 "{}\t{}\t{}\t{}\t{}\n",
@@ -168,13 +170,12 @@ pub fn issue(
     Ok(code)
 }
 
-/// True when `user` has a code that is still usable: the username is then reserved for
-/// whoever holds the code (a recovery after `--revoke-all` must not free it for anyone).
+/// True when `user` has an unexpired code, usable or voided by wrong tries: the
+/// username is then reserved for whoever holds the code (a recovery after
+/// `--revoke-all` must not free it for anyone, and neither may guessing the code).
 pub fn has_live(path: &Path, user: &str, now: i64) -> Result<bool, StoreError> {
     let user = user.to_ascii_lowercase();
-    Ok(read(path)?
-        .iter()
-        .any(|e| e.user == user && e.expires > now && e.tries > 0))
+    Ok(read(path)?.iter().any(|e| e.user == user && e.expires > now))
 }
 
 /// Checks `typed` against `user`'s live codes. A match is used up; a miss costs each

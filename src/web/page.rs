@@ -86,8 +86,20 @@ pub fn serve_get(app: &App, req: &Request) -> Response {
             None => Response::new(404, "text/plain; charset=utf-8", b"No such asset.\n".to_vec()),
         };
     }
+    let who = match app.client_identity(req) {
+        Ok(who) => who,
+        Err(e) => {
+            log::warn!("{e:?} while checking a client certificate");
+            return Response::new(
+                503,
+                "text/plain; charset=utf-8",
+                b"Please try again in a few seconds.\n".to_vec(),
+            )
+            .with_header("Retry-After", "5");
+        }
+    };
     if query_param(req, "enroll").is_none()
-        && let Some(who) = app.client_identity(req)
+        && let Some(who) = who
     {
         let devices = app
             .store

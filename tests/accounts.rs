@@ -1,0 +1,1692 @@
+//! Accounts, devices and revocation, through the real binary as plain CGI and as the
+//! FastCGI daemon:
+//!
+//! - who is signed in: every way of passing someone else's (or a revoked, expired,
+//!   foreign) certificate is anonymous, so a taken name stays taken (409);
+//! - add-device codes: wrong, used, expired and brute-forced codes are refused (403),
+//!   and the try counters hold across CGI processes;
+//! - the per-address and per-username rate limits (429 + Retry-After in the daemon;
+//!   none across CGI processes, as documented);
+//! - the add-device flow at the handler level, account actions and their refusals;
+//! - the CRL getacert writes, checked by `openssl crl` and against `openssl ca -gencrl`;
+//! - the admin commands `updatedb`, `recovery-code --revoke-all`, `revoke` and `list`.
+//!
+//! Every refusal is checked the same way: its status, no certificate, the database
+//! (index.txt, index.txt.attr, serial, crlnumber, getacert.codes, newcerts/) byte for
+//! byte unchanged, and an audit line in the log (stderr under CGI, `--log-stderr` for
+//! the daemon).
+//!
+//! Two tests document bugs in src/ and fail until they are fixed:
+//! `recovery_reservation_survives_five_wrong_codes` and
+//! `account_action_while_the_database_is_locked_is_503_not_403`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use common::{Ca, Daemon, HttpRequest, Listen, Reply, Snapshot, fixture, fixture_text};
+use openssl::x509::X509;
+
+// ---------------------------------------------------------------------------------------
+// Front ends, with the log of each request
+
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    Cgi,
+    Fcgi,
+}
+
+/// Where requests go: a CGI process per request, or one FastCGI daemon.
+struct Target<'a> {
+    ca: &'a Ca,
+    daemon: Option<Daemon>,
+}
+
+impl<'a> Target<'a> {
+    fn new(ca: &'a Ca, mode: Mode) -> Target<'a> {
+        let daemon = match mode {
+            Mode::Cgi => None,
+            Mode::Fcgi => Some(Daemon::start(ca, Listen::Unix, 2)),
+        };
+        Target { ca, daemon }
+    }
+
+    fn send(&self, req: &HttpRequest) -> Reply {
+        self.send_logged(req).0
+    }
+
+    /// The reply and what the program logged while answering it.
+    fn send_logged(&self, req: &HttpRequest) -> (Reply, String) {
+        match &self.daemon {
+            None => cgi_logged(&self.ca.conf, req),
+            Some(d) => {
+                let before = fs::metadata(&d.log).map(|m| m.len() as usize).unwrap_or(0);
+                let reply = d.front.send(req);
+                let log = fs::read(&d.log).unwrap_or_default();
+                (
+                    reply,
+                    String::from_utf8_lossy(&log[before.min(log.len())..]).into_owned(),
+                )
+            }
+        }
+    }
+}
+
+/// [`common::cgi`], also returning the program's stderr (its log under CGI).
+fn cgi_logged(conf: &Path, req: &HttpRequest) -> (Reply, String) {
+    let mut child = Command::new(common::bin())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("GETACERT_CONFIG", conf)
+        .envs(req.cgi_params())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn getacert as CGI");
+    let mut input = child.stdin.take().unwrap();
+    let body = req.body.clone();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&body);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "getacert (CGI) exited with {}: {log}",
+        out.status
+    );
+    (Reply::parse(&out.stdout), log)
+}
+
+// ---------------------------------------------------------------------------------------
+// Devices and identities
+
+/// An issued certificate, as the web server would pass it once the TLS client presents it.
+#[derive(Debug, Clone)]
+struct Device {
+    serial: String,
+    pem: String,
+}
+
+impl Device {
+    fn from_cert(cert: &X509) -> Device {
+        Device {
+            serial: common::serial_of(cert),
+            pem: String::from_utf8(cert.to_pem().unwrap()).unwrap(),
+        }
+    }
+
+    /// The certificate of a 200 answer (verified against the CA).
+    fn issued(ca: &Ca, reply: &Reply) -> Device {
+        Device::from_cert(&ca.check_cert(&reply.cert_der()))
+    }
+
+    fn from_pem_file(path: &Path) -> Device {
+        Device::from_cert(&X509::from_pem(&fs::read(path).unwrap()).unwrap())
+    }
+
+    /// `req` as Apache (mod_ssl) passes it after verifying this certificate.
+    fn sign_in(&self, req: HttpRequest) -> HttpRequest {
+        client_cert(req, Some("SUCCESS"), Some(&self.serial), Some(&self.pem))
+    }
+}
+
+/// Sets the `SSL_CLIENT_*` parameters that are given. `SSL_CLIENT_S_DN_CN` always says
+/// alice: getacert must not believe it.
+fn client_cert(
+    mut req: HttpRequest,
+    verify: Option<&str>,
+    serial: Option<&str>,
+    cert: Option<&str>,
+) -> HttpRequest {
+    if let Some(v) = verify {
+        req = req.with_param("SSL_CLIENT_VERIFY", v);
+    }
+    if let Some(s) = serial {
+        req = req.with_param("SSL_CLIENT_M_SERIAL", s);
+    }
+    if let Some(c) = cert {
+        req = req.with_param("SSL_CLIENT_CERT", c);
+    }
+    req.with_param("SSL_CLIENT_S_DN_CN", "alice")
+}
+
+fn csr() -> String {
+    fixture_text("ec-p256.csr")
+}
+
+/// A CSR enrollment of `username` with more fields (`code`, `token` …).
+fn enroll(username: &str, extra: &[(&str, &str)]) -> HttpRequest {
+    let csr = csr();
+    let mut fields = vec![("username", username), ("csr", csr.as_str())];
+    fields.extend_from_slice(extra);
+    HttpRequest::form(&fields)
+}
+
+/// Enrolls `username` anonymously (or as `by`) and returns the new device.
+fn enroll_ok(t: &Target, username: &str, by: Option<&Device>, extra: &[(&str, &str)]) -> Device {
+    let mut req = enroll(username, extra);
+    if let Some(d) = by {
+        req = d.sign_in(req);
+    }
+    let reply = t.send(&req);
+    assert_eq!(reply.status, 200, "enrolling {username}: {reply:?}");
+    let dev = Device::issued(t.ca, &reply);
+    let cert = X509::from_pem(dev.pem.as_bytes()).unwrap();
+    assert_eq!(common::common_name(&cert), username);
+    dev
+}
+
+fn account(token: &str, action: &str, extra: &[(&str, &str)]) -> HttpRequest {
+    let mut fields = vec![("action", action), ("token", token)];
+    fields.extend_from_slice(extra);
+    HttpRequest::form(&fields)
+}
+
+/// A form token from the enrollment page.
+fn page_token(t: &Target) -> String {
+    let page = t.send(&HttpRequest::get());
+    assert_eq!(page.status, 200, "{page:?}");
+    page.token()
+}
+
+/// Opens the account page as `dev` and asks for an add-device code.
+fn add_device_code(t: &Target, dev: &Device) -> String {
+    let page = t.send(&dev.sign_in(HttpRequest::get()));
+    assert!(signed_in_as(&page).is_some(), "not the account page: {page:?}");
+    let reply = t.send(&dev.sign_in(account(&page.token(), "add-device-code", &[])));
+    assert_eq!(reply.status, 200, "{reply:?}");
+    shown_code(&reply).unwrap_or_else(|| panic!("no code on the page: {reply:?}"))
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading the pages
+
+/// The username of "You are signed in as …", when this is the account page.
+fn signed_in_as(reply: &Reply) -> Option<String> {
+    let text = reply.text();
+    let marker = "You are signed in as <span id=\"username\">";
+    let start = text.find(marker)? + marker.len();
+    Some(text[start..].split('<').next().unwrap().to_string())
+}
+
+fn is_enrollment_page(reply: &Reply) -> bool {
+    let text = reply.text();
+    reply.status == 200
+        && text.contains("Get your login certificate")
+        && text.contains("challenge=\"")
+        && signed_in_as(reply).is_none()
+}
+
+/// The add-device code shown on the page.
+fn shown_code(reply: &Reply) -> Option<String> {
+    let text = reply.text();
+    let marker = "id=\"add-device-code\">";
+    let start = text.find(marker)? + marker.len();
+    Some(text[start..].split('<').next().unwrap().to_string())
+}
+
+/// One entry of the account page's device list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Listed {
+    serial: String,
+    this_device: bool,
+    status: String,
+    revoke_button: bool,
+}
+
+fn listed_devices(reply: &Reply) -> Vec<Listed> {
+    let text = reply.text();
+    let Some(start) = text.find("<ul class=\"devices\">") else {
+        return Vec::new();
+    };
+    let list = &text[start..text[start..].find("</ul>").map_or(text.len(), |e| start + e)];
+    list.split("<li>")
+        .skip(1)
+        .map(|item| {
+            let item = item.split("</li>").next().unwrap();
+            let serial = item
+                .split("<strong>Certificate ")
+                .nth(1)
+                .and_then(|s| s.split('<').next())
+                .unwrap_or_else(|| panic!("no serial in {item:?}"))
+                .to_string();
+            let status = item
+                .split("<span class=\"meta\">")
+                .nth(1)
+                .and_then(|s| s.split(',').next())
+                .unwrap_or_else(|| panic!("no status in {item:?}"))
+                .to_string();
+            Listed {
+                serial,
+                this_device: item.contains("this device"),
+                status,
+                revoke_button: item.contains("name=\"action\" value=\"revoke\""),
+            }
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Refusals
+
+/// Sends `req` and checks the refusal: `status`, no certificate, the database byte for
+/// byte unchanged, and the log names the refusal (`refused status=N`) and each of
+/// `log_has`. Returns the reply.
+fn refused(t: &Target, what: &str, req: &HttpRequest, status: u16, log_has: &[&str]) -> Reply {
+    refused_with(t, what, req, status, log_has, |s| s)
+}
+
+/// [`refused`] for a wrong code, which costs the user's live codes a try: the database
+/// is unchanged apart from getacert.codes.
+fn refused_code(t: &Target, what: &str, req: &HttpRequest, log_has: &[&str]) -> Reply {
+    refused_with(t, what, req, 403, log_has, |mut s| {
+        s.files.remove("getacert.codes");
+        s
+    })
+}
+
+fn refused_with(
+    t: &Target,
+    what: &str,
+    req: &HttpRequest,
+    status: u16,
+    log_has: &[&str],
+    view: impl Fn(Snapshot) -> Snapshot,
+) -> Reply {
+    let before = t.ca.snapshot();
+    let (reply, log) = t.send_logged(req);
+    assert_eq!(reply.status, status, "{what}: {reply:?}\nlog: {log}");
+    assert!(!reply.is_cert(), "{what}: a certificate was answered");
+    assert_eq!(
+        view(t.ca.snapshot()),
+        view(before),
+        "{what}: the database changed"
+    );
+    let refusal = format!("refused status={status}");
+    for want in std::iter::once(refusal.as_str()).chain(log_has.iter().copied()) {
+        assert!(
+            log.contains(want),
+            "{what}: the log does not say {want:?}:\n{log}"
+        );
+    }
+    reply
+}
+
+// ---------------------------------------------------------------------------------------
+// The CA directory by hand, as an admin would touch it
+
+/// Runs `f` holding getacert's database lock (`index.txt.lock`, flock(2), as
+/// `flock index.txt.lock …` takes it).
+fn with_lock<R>(ca: &Ca, f: impl FnOnce() -> R) -> R {
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(ca.path("index.txt.lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    let r = f();
+    lock.unlock().unwrap();
+    r
+}
+
+/// `flock index.txt.lock openssl ca -config ca.conf ARGS`; fails the test unless it succeeds.
+fn openssl_ca_locked(ca: &Ca, args: &[&str]) -> String {
+    let out = Command::new("flock")
+        .arg(ca.path("index.txt.lock"))
+        .args(["openssl", "ca", "-config"])
+        .arg(&ca.conf)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("flock and openssl must be installed");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "openssl ca {args:?} failed:\n{text}");
+    text
+}
+
+/// `getacert --config ca.conf ARGS`.
+fn admin(ca: &Ca, args: &[&str]) -> Output {
+    Command::new(common::bin())
+        .arg("--config")
+        .arg(&ca.conf)
+        .args(args)
+        .env_remove("GATEWAY_INTERFACE")
+        .env_remove("LISTEN_FDS")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run getacert")
+}
+
+/// `getacert --config ca.conf ARGS`; fails the test unless it succeeds. Returns stdout.
+fn admin_ok(ca: &Ca, args: &[&str]) -> String {
+    let out = admin(ca, args);
+    assert!(
+        out.status.success(),
+        "getacert {args:?} failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// Sets the expiry of every code in getacert.codes to the past, under the lock (the
+/// file: `user<TAB>hmac<TAB>expires<TAB>tries<TAB>kind`).
+fn expire_codes(ca: &Ca) {
+    with_lock(ca, || {
+        let path = ca.path("getacert.codes");
+        let text = fs::read_to_string(&path).unwrap();
+        let past = (unix_now() - 10).to_string();
+        let changed: String = text
+            .lines()
+            .map(|l| {
+                let mut f: Vec<&str> = l.split('\t').collect();
+                assert_eq!(f.len(), 5, "getacert.codes line {l:?}");
+                f[2] = &past;
+                format!("{}\n", f.join("\t"))
+            })
+            .collect();
+        fs::write(&path, changed).unwrap();
+    });
+}
+
+/// (user, tries left) of each line of getacert.codes.
+fn codes_on_disk(ca: &Ca) -> Vec<(String, u32)> {
+    fs::read_to_string(ca.path("getacert.codes"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            assert_eq!(f.len(), 5, "getacert.codes line {l:?}");
+            (f[0].to_string(), f[3].parse().unwrap())
+        })
+        .collect()
+}
+
+/// A certificate for alice that expired in 2020, signed by this CA with `openssl ca`
+/// (under the lock) and recorded `V` in index.txt as `openssl ca` leaves it.
+fn expired_cert_by_openssl_ca(ca: &Ca, username: &str) -> Device {
+    let out = ca.scratch(&format!("expired-{username}.pem"));
+    openssl_ca_locked(
+        ca,
+        &[
+            "-batch",
+            "-notext",
+            "-extensions",
+            "getacert_client",
+            "-in",
+            common::fixture("ec-p256.csr").to_str().unwrap(),
+            "-subj",
+            &format!("/C=US/O=MyApp/CN={username}"),
+            "-startdate",
+            "20200101000000Z",
+            "-enddate",
+            "20200102000000Z",
+            "-out",
+            out.to_str().unwrap(),
+        ],
+    );
+    Device::from_pem_file(&out)
+}
+
+/// A second CA (made with openssl, with the same name as getacert's CA) and a
+/// certificate it issued for alice with the serial number `serial`.
+fn cert_of_another_ca(ca: &Ca, serial: &str) -> Device {
+    let other_ca = ca.scratch("other-ca.pem");
+    let subject = ca.ca_x509().subject_name().to_owned().unwrap();
+    let subject_line = subject
+        .entries()
+        .map(|e| {
+            format!(
+                "/{}={}",
+                e.object().nid().short_name().unwrap(),
+                e.data().to_string().unwrap()
+            )
+        })
+        .collect::<String>();
+    let key = fixture("rsa2048.key");
+    common::openssl([
+        "req",
+        "-x509",
+        "-new",
+        "-key",
+        key.to_str().unwrap(),
+        "-subj",
+        &subject_line,
+        "-days",
+        "30",
+        "-out",
+        other_ca.to_str().unwrap(),
+    ]);
+    let req = ca.scratch("other-alice.csr");
+    common::openssl([
+        "req",
+        "-new",
+        "-key",
+        fixture("ec-p256.key").to_str().unwrap(),
+        "-subj",
+        "/C=US/O=MyApp/CN=alice",
+        "-out",
+        req.to_str().unwrap(),
+    ]);
+    let cert = ca.scratch("other-alice.pem");
+    common::openssl([
+        "x509",
+        "-req",
+        "-in",
+        req.to_str().unwrap(),
+        "-CA",
+        other_ca.to_str().unwrap(),
+        "-CAkey",
+        key.to_str().unwrap(),
+        "-set_serial",
+        &format!("0x{serial}"),
+        "-days",
+        "30",
+        "-out",
+        cert.to_str().unwrap(),
+    ]);
+    let dev = Device::from_pem_file(&cert);
+    assert_eq!(dev.serial, serial);
+    let x = X509::from_pem(dev.pem.as_bytes()).unwrap();
+    assert_eq!(
+        format!("{:?}", x.issuer_name()),
+        format!("{:?}", ca.ca_x509().subject_name()),
+        "same issuer name as getacert's CA"
+    );
+    dev
+}
+
+// ---------------------------------------------------------------------------------------
+// Impersonation: every case is anonymous, so alice's name stays taken
+
+/// alice's current device, her certificates that no longer count, bob, and forgeries.
+struct Cast {
+    alice: Device,
+    bob: Device,
+    revoked_by_getacert: Device,
+    revoked_by_openssl: Device,
+    expired: Device,
+    other_ca: Device,
+}
+
+fn cast(t: &Target) -> Cast {
+    let ca = t.ca;
+    let alice = enroll_ok(t, "alice", None, &[]);
+    let bob = enroll_ok(t, "bob", None, &[]);
+    // Two more devices of alice, enrolled while signed in; then both revoked by an admin.
+    let revoked_by_getacert = enroll_ok(t, "alice", Some(&alice), &[]);
+    let revoked_by_openssl = enroll_ok(t, "alice", Some(&alice), &[]);
+    let out = admin_ok(ca, &["revoke", "--serial", &revoked_by_getacert.serial]);
+    assert!(
+        out.contains(&format!("revoked: {}", revoked_by_getacert.serial)),
+        "{out}"
+    );
+    let pem = ca.path(&format!("newcerts/{}.pem", revoked_by_openssl.serial));
+    openssl_ca_locked(ca, &["-revoke", pem.to_str().unwrap()]);
+    assert_eq!(ca.status(&revoked_by_getacert.serial), "Revoked (R)");
+    assert_eq!(ca.status(&revoked_by_openssl.serial), "Revoked (R)");
+    let expired = expired_cert_by_openssl_ca(ca, "alice");
+    let other_ca = cert_of_another_ca(ca, &alice.serial);
+    Cast {
+        alice,
+        bob,
+        revoked_by_getacert,
+        revoked_by_openssl,
+        expired,
+        other_ca,
+    }
+}
+
+type Present = fn(&Cast, HttpRequest) -> HttpRequest;
+
+/// (case, what the web server passes, what the log must also say).
+fn impersonations() -> Vec<(&'static str, Present, &'static [&'static str])> {
+    fn as_is(c: &Device, verify: &str, req: HttpRequest) -> HttpRequest {
+        client_cert(req, Some(verify), Some(&c.serial), Some(&c.pem))
+    }
+    const MISMATCH: &[&str] = &["does not match the one on file"];
+    const REVOKED: &[&str] = &["revoked certificate serial="];
+    vec![
+        ("no client certificate", |_, r| r, &[]),
+        (
+            "only SSL_CLIENT_S_DN_CN=alice",
+            |_, r| client_cert(r, None, None, None),
+            &[],
+        ),
+        (
+            "VERIFY=NONE with alice's real certificate",
+            |c, r| as_is(&c.alice, "NONE", r),
+            &[],
+        ),
+        (
+            "VERIFY=FAILED with alice's real certificate",
+            |c, r| as_is(&c.alice, "FAILED:unable to verify the first certificate", r),
+            &[],
+        ),
+        (
+            "VERIFY=GENEROUS with alice's real certificate",
+            |c, r| as_is(&c.alice, "GENEROUS", r),
+            &[],
+        ),
+        (
+            "VERIFY=success (lower case)",
+            |c, r| as_is(&c.alice, "success", r),
+            &[],
+        ),
+        (
+            "no SSL_CLIENT_VERIFY, alice's serial and certificate",
+            |c, r| client_cert(r, None, Some(&c.alice.serial), Some(&c.alice.pem)),
+            &[],
+        ),
+        (
+            "SUCCESS, bob's serial with alice's certificate",
+            |c, r| client_cert(r, Some("SUCCESS"), Some(&c.bob.serial), Some(&c.alice.pem)),
+            MISMATCH,
+        ),
+        (
+            "SUCCESS, alice's serial with bob's certificate",
+            |c, r| client_cert(r, Some("SUCCESS"), Some(&c.alice.serial), Some(&c.bob.pem)),
+            MISMATCH,
+        ),
+        (
+            "SUCCESS, alice's certificate revoked by `getacert revoke`",
+            |c, r| c.revoked_by_getacert.sign_in(r),
+            REVOKED,
+        ),
+        (
+            "SUCCESS, alice's certificate revoked by `openssl ca -revoke`",
+            |c, r| c.revoked_by_openssl.sign_in(r),
+            REVOKED,
+        ),
+        (
+            "SUCCESS, alice's expired certificate",
+            |c, r| c.expired.sign_in(r),
+            &[],
+        ),
+        (
+            "SUCCESS, another CA's certificate for CN=alice with alice's serial",
+            |c, r| c.other_ca.sign_in(r),
+            MISMATCH,
+        ),
+        (
+            "SUCCESS, alice's serial, no certificate",
+            |c, r| client_cert(r, Some("SUCCESS"), Some(&c.alice.serial), None),
+            &[],
+        ),
+        (
+            "SUCCESS, alice's certificate, no serial",
+            |c, r| client_cert(r, Some("SUCCESS"), None, Some(&c.alice.pem)),
+            &[],
+        ),
+        (
+            "SUCCESS, alice's serial, a certificate that is not PEM",
+            |c, r| {
+                client_cert(
+                    r,
+                    Some("SUCCESS"),
+                    Some(&c.alice.serial),
+                    Some("not a certificate"),
+                )
+            },
+            &[],
+        ),
+        (
+            "SUCCESS, a serial this CA never issued, alice's certificate",
+            |c, r| client_cert(r, Some("SUCCESS"), Some("7FFFFFFF"), Some(&c.alice.pem)),
+            &[],
+        ),
+        (
+            "SUCCESS, a serial that is not hex",
+            |c, r| client_cert(r, Some("SUCCESS"), Some("../1000"), Some(&c.alice.pem)),
+            &[],
+        ),
+    ]
+}
+
+fn impersonation_is_anonymous(mode: Mode) {
+    let ca = Ca::init();
+    let t = Target::new(&ca, mode);
+    let c = cast(&t);
+    let token = page_token(&t);
+    for (case, present, log_has) in impersonations() {
+        // Enrolling "alice": anonymous, so the name is taken.
+        let reply = refused(
+            &t,
+            &format!("{mode:?} {case}: enroll alice"),
+            &present(&c, enroll("alice", &[])),
+            409,
+            log_has,
+        );
+        assert!(reply.text().contains("already taken"), "{case}: {reply:?}");
+        // The page: the enrollment page, not alice's devices.
+        let page = t.send(&present(&c, HttpRequest::get()));
+        assert!(is_enrollment_page(&page), "{mode:?} {case}: GET shows {page:?}");
+        // An account action with a valid form token: not signed in.
+        refused(
+            &t,
+            &format!("{mode:?} {case}: add-device-code"),
+            &present(&c, account(&token, "add-device-code", &[])),
+            403,
+            &[],
+        );
+    }
+    // bob, properly signed in, is still not alice: his own page, and 409 for her name.
+    let page = t.send(&c.bob.sign_in(HttpRequest::get()));
+    assert_eq!(signed_in_as(&page).as_deref(), Some("bob"), "{page:?}");
+    refused(
+        &t,
+        "bob asks for alice",
+        &c.bob.sign_in(enroll("alice", &[])),
+        409,
+        &[],
+    );
+    // The control: alice's real, valid certificate does sign her in.
+    let page = t.send(&c.alice.sign_in(HttpRequest::get()));
+    assert_eq!(signed_in_as(&page).as_deref(), Some("alice"), "{page:?}");
+    let (reply, log) = t.send_logged(&c.alice.sign_in(enroll("alice", &[])));
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert!(log.contains("by=client certificate"), "{log}");
+}
+
+#[test]
+fn impersonation_is_anonymous_cgi() {
+    impersonation_is_anonymous(Mode::Cgi);
+}
+
+#[test]
+fn impersonation_is_anonymous_fastcgi() {
+    impersonation_is_anonymous(Mode::Fcgi);
+}
+
+// ---------------------------------------------------------------------------------------
+// How the web server passes the certificate
+
+/// `$ssl_client_escaped_cert`: nginx's URI-component escaping (space as %20, newline as
+/// %0A, and `+ / =` escaped).
+fn nginx_escaped(pem: &str) -> String {
+    pem.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Escaped as little as possible: only space, newline and `%` (base64 `+ / =` as is).
+fn lightly_escaped(pem: &str) -> String {
+    pem.replace('%', "%25").replace(' ', "%20").replace('\n', "%0A")
+}
+
+/// `$ssl_client_cert` (deprecated in nginx): every line but the first starts with a tab.
+fn tab_indented(pem: &str) -> String {
+    pem.trim_end().replace('\n', "\n\t")
+}
+
+fn certificate_forms_sign_in(mode: Mode) {
+    let ca = Ca::init();
+    let t = Target::new(&ca, mode);
+    let alice = enroll_ok(&t, "alice", None, &[]);
+    let bob = enroll_ok(&t, "bob", None, &[]);
+    type Form = fn(&str) -> String;
+    let forms: &[(&str, Form)] = &[
+        ("Apache SSL_CLIENT_CERT (PEM)", |p| p.to_string()),
+        ("nginx $ssl_client_escaped_cert", nginx_escaped),
+        ("URL-encoded, + / = left as they are", lightly_escaped),
+        ("nginx $ssl_client_cert (tab-indented)", tab_indented),
+        ("PEM with CRLF line ends", |p| p.replace('\n', "\r\n")),
+    ];
+    for (what, form) in forms {
+        let signed_in = |dev: &Device, cert: &str| {
+            t.send(&client_cert(
+                HttpRequest::get(),
+                Some("SUCCESS"),
+                Some(&dev.serial),
+                Some(cert),
+            ))
+        };
+        let page = signed_in(&alice, &form(&alice.pem));
+        assert_eq!(
+            signed_in_as(&page).as_deref(),
+            Some("alice"),
+            "{mode:?} {what}: {page:?}"
+        );
+        // The same form of the wrong certificate is still refused.
+        let page = signed_in(&alice, &form(&bob.pem));
+        assert!(
+            is_enrollment_page(&page),
+            "{mode:?} {what} (bob's cert): {page:?}"
+        );
+    }
+}
+
+#[test]
+fn certificate_forms_sign_in_cgi() {
+    certificate_forms_sign_in(Mode::Cgi);
+}
+
+#[test]
+fn certificate_forms_sign_in_fastcgi() {
+    certificate_forms_sign_in(Mode::Fcgi);
+}
+
+// ---------------------------------------------------------------------------------------
+// Add-device codes: wrong, used, expired, brute-forced
+
+fn bad_codes(mode: Mode) {
+    let ca = Ca::init();
+    let t = Target::new(&ca, mode);
+    let d1 = enroll_ok(&t, "alice", None, &[]);
+    let _bob = enroll_ok(&t, "bob", None, &[]);
+    let wrong_log: &[&str] = &["wrong or expired code for user=alice"];
+
+    // A wrong code: 403, and alice's live code lost one try.
+    let code = add_device_code(&t, &d1);
+    assert_eq!(codes_on_disk(&ca), [("alice".to_string(), 5)]);
+    let what = format!("{mode:?} wrong code");
+    refused_code(&t, &what, &enroll("alice", &[("code", "ZZZZZ-ZZZZZ")]), wrong_log);
+    assert_eq!(codes_on_disk(&ca), [("alice".to_string(), 4)]);
+
+    // alice's code is no good for bob (he has no code: nothing changes at all).
+    let what = format!("{mode:?} alice's code for bob");
+    refused(
+        &t,
+        &what,
+        &enroll("bob", &[("code", &code)]),
+        403,
+        &["wrong or expired code for user=bob"],
+    );
+
+    // The right code, typed sloppily (lower case, no dash), works once.
+    let sloppy = code.replace('-', " ").to_lowercase();
+    let d2 = enroll_ok(&t, "alice", None, &[("code", &sloppy)]);
+    assert_ne!(d1.serial, d2.serial);
+    assert_eq!(codes_on_disk(&ca), [], "a used code is gone");
+    let what = format!("{mode:?} used code");
+    refused(&t, &what, &enroll("alice", &[("code", &code)]), 403, wrong_log);
+
+    // An expired code.
+    let code = add_device_code(&t, &d1);
+    expire_codes(&ca);
+    let what = format!("{mode:?} expired code");
+    refused(
+        &t,
+        &what,
+        &enroll("ALICE", &[("code", &code)]),
+        403,
+        &["wrong or expired code"],
+    );
+
+    // No code at all: the name is taken.
+    let what = format!("{mode:?} empty code");
+    refused(&t, &what, &enroll("alice", &[("code", "  ")]), 409, &[]);
+}
+
+#[test]
+fn bad_codes_cgi() {
+    bad_codes(Mode::Cgi);
+}
+
+#[test]
+fn bad_codes_fastcgi() {
+    bad_codes(Mode::Fcgi);
+}
+
+/// Five wrong tries void a code: then even the right one is refused. The counters are
+/// on disk, so they hold across CGI processes too.
+fn code_brute_force(mode: Mode) {
+    let ca = Ca::init();
+    let t = Target::new(&ca, mode);
+    let d1 = enroll_ok(&t, "alice", None, &[]);
+    let code = add_device_code(&t, &d1);
+    for (i, guess) in [
+        "00000-00000",
+        "11111-11111",
+        "22222-22222",
+        "33333-33333",
+        "44444-44444",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let what = format!("{mode:?} wrong guess {}", i + 1);
+        refused_code(
+            &t,
+            &what,
+            &enroll("alice", &[("code", guess)]),
+            &["wrong or expired code"],
+        );
+        let left = codes_on_disk(&ca);
+        // Tries count down to 0; a void code stays on file until it expires, so it
+        // keeps reserving the username (see recovery_reservation_survives_five_wrong_codes).
+        assert_eq!(left, [("alice".to_string(), 4 - i as u32)], "{what}");
+    }
+    let what = format!("{mode:?} the right code after five wrong ones");
+    refused(
+        &t,
+        &what,
+        &enroll("alice", &[("code", &code)]),
+        403,
+        &["wrong or expired code"],
+    );
+    // alice is not locked out: a new code works.
+    let code = add_device_code(&t, &d1);
+    enroll_ok(&t, "alice", None, &[("code", &code)]);
+}
+
+#[test]
+fn code_brute_force_cgi() {
+    code_brute_force(Mode::Cgi);
+}
+
+#[test]
+fn code_brute_force_fastcgi() {
+    code_brute_force(Mode::Fcgi);
+}
+
+// ---------------------------------------------------------------------------------------
+// Rate limits
+
+fn retry_after(reply: &Reply) -> u64 {
+    let v = reply
+        .header("Retry-After")
+        .unwrap_or_else(|| panic!("no Retry-After: {reply:?}"));
+    v.parse().unwrap_or_else(|_| panic!("Retry-After {v:?}"))
+}
+
+/// `username_rate = 3/3600`: enrollments and code attempts for one username, whatever
+/// its case; the fourth is 429, even with the right code, and costs the code no try.
+#[test]
+fn username_rate_limit_fastcgi() {
+    let ca = Ca::init_with(&[]);
+    ca.append_getacert_settings("address_rate = off\nusername_rate = 3/3600\n");
+    let t = Target::new(&ca, Mode::Fcgi);
+    let d1 = enroll_ok(&t, "alice", None, &[]); // 1
+    let code = add_device_code(&t, &d1);
+    refused_code(&t, "2nd", &enroll("alice", &[("code", "00000-00000")]), &[]);
+    refused(&t, "3rd", &enroll("Alice", &[]), 409, &[]);
+    let reply = refused(&t, "4th", &enroll("alice", &[("code", &code)]), 429, &[]);
+    let secs = retry_after(&reply);
+    assert!((1..=3600).contains(&secs), "Retry-After {secs}");
+    assert!(reply.text().contains("Too many attempts"), "{reply:?}");
+    refused(&t, "5th, other case", &enroll("ALICE", &[]), 429, &[]);
+    assert_eq!(codes_on_disk(&ca), [("alice".to_string(), 4)], "429 costs no try");
+    // Other usernames are served.
+    enroll_ok(&t, "bob", None, &[]);
+    // A signed-in user's own enrollment counts as well.
+    let reply = t.send(&d1.sign_in(enroll("alice", &[])));
+    assert_eq!(reply.status, 429, "{reply:?}");
+}
+
+/// Under plain CGI each request is a new process: the in-memory limits cannot hold
+/// (README: "do not apply across plain CGI processes"). The code try counters do.
+#[test]
+fn username_rate_limit_does_not_hold_across_cgi_processes() {
+    let ca = Ca::init_with(&[]);
+    ca.append_getacert_settings("address_rate = off\nusername_rate = 3/3600\n");
+    let t = Target::new(&ca, Mode::Cgi);
+    let d1 = enroll_ok(&t, "alice", None, &[]);
+    let code = add_device_code(&t, &d1);
+    for i in 0..4 {
+        refused(&t, &format!("attempt {i}"), &enroll("alice", &[]), 409, &[]);
+    }
+    enroll_ok(&t, "alice", None, &[("code", &code)]);
+}
+
+/// `address_rate = 3/3600`: the fourth POST from one address is 429 with Retry-After,
+/// another address is still served.
+#[test]
+fn address_rate_limit_fastcgi() {
+    let ca = Ca::init_with(&[]);
+    ca.append_getacert_settings("address_rate = 3/3600\nusername_rate = off\n");
+    let t = Target::new(&ca, Mode::Fcgi);
+    let from = |req: HttpRequest, addr: &str| req.with_param("REMOTE_ADDR", addr);
+    for name in ["u1", "u2", "u3"] {
+        let reply = t.send(&from(enroll(name, &[]), "192.0.2.7"));
+        assert_eq!(reply.status, 200, "{name}: {reply:?}");
+    }
+    let reply = refused(
+        &t,
+        "4th from 192.0.2.7",
+        &from(enroll("u4", &[]), "192.0.2.7"),
+        429,
+        &["remote=192.0.2.7"],
+    );
+    let secs = retry_after(&reply);
+    assert!((1..=3600).contains(&secs), "Retry-After {secs}");
+    // Account actions are posts too.
+    refused(
+        &t,
+        "an account action from 192.0.2.7",
+        &from(account("x", "add-device-code", &[]), "192.0.2.7"),
+        429,
+        &[],
+    );
+    let reply = t.send(&from(enroll("u4", &[]), "198.51.100.9"));
+    assert_eq!(reply.status, 200, "another address: {reply:?}");
+}
+
+#[test]
+fn address_rate_limit_does_not_hold_across_cgi_processes() {
+    let ca = Ca::init_with(&[]);
+    ca.append_getacert_settings("address_rate = 3/3600\nusername_rate = off\n");
+    let t = Target::new(&ca, Mode::Cgi);
+    for name in ["u1", "u2", "u3", "u4", "u5"] {
+        let reply = t.send(&enroll(name, &[]).with_param("REMOTE_ADDR", "192.0.2.7"));
+        assert_eq!(reply.status, 200, "{name}: {reply:?}");
+    }
+}
+
+/// The defaults are on: `getacert init`'s ca.conf as written limits usernames to 5 per
+/// minute (in the daemon).
+#[test]
+fn rate_limits_are_on_by_default_fastcgi() {
+    let ca = Ca::init_with(&[]);
+    let t = Target::new(&ca, Mode::Fcgi);
+    enroll_ok(&t, "alice", None, &[]);
+    for i in 2..=5 {
+        refused(&t, &format!("attempt {i}"), &enroll("alice", &[]), 409, &[]);
+    }
+    refused(&t, "attempt 6", &enroll("alice", &[]), 429, &[]);
+}
+
+// ---------------------------------------------------------------------------------------
+// The add-device flow and account actions
+
+fn add_device_flow(mode: Mode) {
+    let ca = Ca::init();
+    let t = Target::new(&ca, mode);
+    let d1 = enroll_ok(&t, "alice", None, &[]);
+
+    // Device 1 sees its account.
+    let page = t.send(&d1.sign_in(HttpRequest::get()));
+    assert_eq!(page.status, 200);
+    assert_eq!(signed_in_as(&page).as_deref(), Some("alice"), "{page:?}");
+    assert_eq!(
+        listed_devices(&page),
+        [Listed {
+            serial: d1.serial.clone(),
+            this_device: true,
+            status: "valid".into(),
+            revoke_button: false
+        }]
+    );
+    assert_eq!(shown_code(&page), None);
+    // `?enroll=1` shows the enrollment page to a signed-in user (renewal).
+    let renew = t.send(&d1.sign_in(HttpRequest::get().with_param("QUERY_STRING", "enroll=1")));
+    assert!(is_enrollment_page(&renew), "{renew:?}");
+
+    // It asks for a code with the page's token.
+    let (reply, log) = t.send_logged(&d1.sign_in(account(&page.token(), "add-device-code", &[])));
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(signed_in_as(&reply).as_deref(), Some("alice"));
+    let code = shown_code(&reply).expect("the code is shown");
+    assert_eq!(code.len(), 11, "{code:?}");
+    assert!(log.contains("add-device code issued user=alice"), "{log}");
+    assert!(!log.contains(&code), "the code must not be logged: {log}");
+    assert!(
+        !fs::read_to_string(ca.path("getacert.codes"))
+            .unwrap()
+            .contains(&code),
+        "only an HMAC of the code is stored"
+    );
+
+    // Device 2 enrolls with the username and the code.
+    let (reply, log) = t.send_logged(&enroll("alice", &[("code", &code)]));
+    let d2 = Device::issued(&ca, &reply);
+    assert!(log.contains("by=add-device code"), "{log}");
+    // The code is single use.
+    refused(
+        &t,
+        "the code again",
+        &enroll("alice", &[("code", &code)]),
+        403,
+        &[],
+    );
+
+    // Both are signed in, each marked as "this device", each can revoke the other.
+    for (me, other) in [(&d1, &d2), (&d2, &d1)] {
+        let page = t.send(&me.sign_in(HttpRequest::get()));
+        assert_eq!(signed_in_as(&page).as_deref(), Some("alice"), "{page:?}");
+        let mut listed = listed_devices(&page);
+        listed.sort_by(|a, b| a.serial.cmp(&b.serial));
+        let mut want = vec![
+            Listed {
+                serial: me.serial.clone(),
+                this_device: true,
+                status: "valid".into(),
+                revoke_button: false,
+            },
+            Listed {
+                serial: other.serial.clone(),
+                this_device: false,
+                status: "valid".into(),
+                revoke_button: true,
+            },
+        ];
+        want.sort_by(|a, b| a.serial.cmp(&b.serial));
+        assert_eq!(listed, want);
+    }
+
+    // Device 1 revokes device 2.
+    let page = t.send(&d1.sign_in(HttpRequest::get()));
+    let crlnumber_before = fs::read_to_string(ca.path("crlnumber")).unwrap();
+    let (reply, log) =
+        t.send_logged(&d1.sign_in(account(&page.token(), "revoke", &[("serial", &d2.serial)])));
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert!(reply.text().contains("can no longer sign in"), "{reply:?}");
+    assert!(
+        log.contains(&format!("revoked serial={} user=alice by=device", d2.serial)),
+        "{log}"
+    );
+    let listed = listed_devices(&reply);
+    let d2_listed = listed.iter().find(|l| l.serial == d2.serial).expect("d2 listed");
+    assert_eq!(d2_listed.status, "revoked");
+    assert!(!d2_listed.revoke_button);
+    assert_eq!(ca.status(&d2.serial), "Revoked (R)");
+    assert_eq!(ca.status(&d1.serial), "Valid (V)");
+    let line = ca.index().into_iter().find(|l| l.serial == d2.serial).unwrap();
+    assert!(line.revoked.ends_with(",cessationOfOperation"), "{line:?}");
+    // The CRL was regenerated and lists device 2.
+    assert_ne!(
+        fs::read_to_string(ca.path("crlnumber")).unwrap(),
+        crlnumber_before
+    );
+    assert_eq!(
+        crl_entries(&ca.path("crl.pem")).keys().collect::<Vec<_>>(),
+        [&d2.serial]
+    );
+
+    // Device 2 is anonymous now; device 1 still signed in.
+    let page = t.send(&d2.sign_in(HttpRequest::get()));
+    assert!(is_enrollment_page(&page), "revoked device 2 sees {page:?}");
+    let token = page.token();
+    refused(
+        &t,
+        "revoked device 2 asks for a code",
+        &d2.sign_in(account(&token, "add-device-code", &[])),
+        403,
+        &["revoked certificate serial="],
+    );
+    refused(
+        &t,
+        "revoked device 2 revokes device 1",
+        &d2.sign_in(account(&token, "revoke", &[("serial", &d1.serial)])),
+        403,
+        &[],
+    );
+    refused(
+        &t,
+        "revoked device 2 enrolls alice",
+        &d2.sign_in(enroll("alice", &[])),
+        409,
+        &[],
+    );
+    let page = t.send(&d1.sign_in(HttpRequest::get()));
+    assert_eq!(signed_in_as(&page).as_deref(), Some("alice"), "{page:?}");
+    ca.assert_consistent(true);
+}
+
+#[test]
+fn add_device_flow_cgi() {
+    add_device_flow(Mode::Cgi);
+}
+
+#[test]
+fn add_device_flow_fastcgi() {
+    add_device_flow(Mode::Fcgi);
+}
+
+type Action = fn(&Device, &Device, &str) -> HttpRequest;
+
+/// (case, request built from alice's device, bob's device and a valid token, status).
+fn account_refusals() -> Vec<(&'static str, Action, u16)> {
+    vec![
+        (
+            "revoke without a token",
+            |a, b, _| a.sign_in(HttpRequest::form(&[("action", "revoke"), ("serial", &b.serial)])),
+            400,
+        ),
+        (
+            "add-device-code without a token",
+            |a, _, _| a.sign_in(HttpRequest::form(&[("action", "add-device-code")])),
+            400,
+        ),
+        (
+            "add-device-code with an empty token",
+            |a, _, _| a.sign_in(account("", "add-device-code", &[])),
+            400,
+        ),
+        (
+            "add-device-code with a forged token",
+            |a, _, _| a.sign_in(account("1.2.3", "add-device-code", &[])),
+            400,
+        ),
+        (
+            "add-device-code with a token, not signed in",
+            |_, _, t| account(t, "add-device-code", &[]),
+            403,
+        ),
+        (
+            "revoke with a token, not signed in",
+            |a, _, t| account(t, "revoke", &[("serial", &a.serial)]),
+            403,
+        ),
+        (
+            "revoke with a token, alice's certificate without VERIFY=SUCCESS",
+            |a, _, t| {
+                client_cert(
+                    account(t, "revoke", &[("serial", &a.serial)]),
+                    Some("NONE"),
+                    Some(&a.serial),
+                    Some(&a.pem),
+                )
+            },
+            403,
+        ),
+        (
+            "alice revokes bob's certificate",
+            |a, b, t| a.sign_in(account(t, "revoke", &[("serial", &b.serial)])),
+            403,
+        ),
+        (
+            "alice revokes bob's certificate, serial in lower case with zeros",
+            |a, b, t| {
+                a.sign_in(account(
+                    t,
+                    "revoke",
+                    &[("serial", &format!("00{}", b.serial.to_lowercase()))],
+                ))
+            },
+            403,
+        ),
+        (
+            "alice revokes a serial never issued",
+            |a, _, t| a.sign_in(account(t, "revoke", &[("serial", "7FFF")])),
+            403,
+        ),
+        (
+            "alice revokes a serial that is not hex",
+            |a, _, t| a.sign_in(account(t, "revoke", &[("serial", "../index.txt")])),
+            403,
+        ),
+        (
+            "alice revokes without a serial",
+            |a, _, t| a.sign_in(account(t, "revoke", &[])),
+            403,
+        ),
+        (
+            "an unknown action",
+            |a, _, t| a.sign_in(account(t, "delete-account", &[])),
+            400,
+        ),
+    ]
+}
+
+fn account_actions_refused(mode: Mode) {
+    let ca = Ca::init();
+    let t = Target::new(&ca, mode);
+    let alice = enroll_ok(&t, "alice", None, &[]);
+    let bob = enroll_ok(&t, "bob", None, &[]);
+    let token = page_token(&t);
+    for (case, make, status) in account_refusals() {
+        refused(
+            &t,
+            &format!("{mode:?} {case}"),
+            &make(&alice, &bob, &token),
+            status,
+            &[],
+        );
+    }
+    // Both still signed in; nothing was revoked.
+    for (dev, name) in [(&alice, "alice"), (&bob, "bob")] {
+        let page = t.send(&dev.sign_in(HttpRequest::get()));
+        assert_eq!(signed_in_as(&page).as_deref(), Some(name), "{page:?}");
+        assert_eq!(ca.status(&dev.serial), "Valid (V)");
+    }
+    assert!(!ca.path("crl.pem").exists(), "no CRL: nothing was revoked");
+}
+
+#[test]
+fn account_actions_refused_cgi() {
+    account_actions_refused(Mode::Cgi);
+}
+
+#[test]
+fn account_actions_refused_fastcgi() {
+    account_actions_refused(Mode::Fcgi);
+}
+
+// ---------------------------------------------------------------------------------------
+// The CRL
+
+/// serial → reason (`None` without a reason code), by `openssl crl -text`.
+fn crl_entries(crl: &Path) -> BTreeMap<String, Option<String>> {
+    let text = common::openssl(["crl", "-in", crl.to_str().unwrap(), "-noout", "-text"]);
+    let mut out = BTreeMap::new();
+    let mut current: Option<String> = None;
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        let line = line.trim();
+        if let Some(s) = line.strip_prefix("Serial Number: ") {
+            current = Some(s.to_string());
+            out.insert(s.to_string(), None);
+        } else if line.starts_with("X509v3 CRL Reason Code") {
+            let reason = lines.next().unwrap().trim().to_string();
+            let serial = current.clone().expect("a reason after a serial");
+            out.insert(serial, Some(reason));
+        }
+    }
+    out
+}
+
+/// The CRL number `openssl crl -crlnumber` reads (hex, without 0x).
+fn crl_number(crl: &Path) -> String {
+    let out = common::openssl(["crl", "-in", crl.to_str().unwrap(), "-noout", "-crlnumber"]);
+    out.trim()
+        .strip_prefix("crlNumber=0x")
+        .unwrap_or_else(|| panic!("no CRL number: {out}"))
+        .to_string()
+}
+
+/// `openssl crl -CAfile rootCA.pem` verifies the CRL's signature.
+fn assert_crl_verifies(ca: &Ca, crl: &Path) {
+    let text = common::openssl([
+        "crl",
+        "-in",
+        crl.to_str().unwrap(),
+        "-CAfile",
+        ca.cert.to_str().unwrap(),
+        "-noout",
+    ]);
+    assert!(text.contains("verify OK"), "{}: {text}", crl.display());
+}
+
+fn crlnumber_file(ca: &Ca) -> u64 {
+    u64::from_str_radix(fs::read_to_string(ca.path("crlnumber")).unwrap().trim(), 16).unwrap()
+}
+
+#[test]
+fn crl_after_revocations_by_web_and_admin_matches_openssl_ca() {
+    let ca = Ca::init();
+    let t = Target::new(&ca, Mode::Cgi);
+    let crl = ca.path("crl.pem");
+    assert!(
+        fs::read_to_string(&ca.conf)
+            .unwrap()
+            .contains("crl             = $dir/crl.pem")
+    );
+    let alice1 = enroll_ok(&t, "alice", None, &[]);
+    let code = add_device_code(&t, &alice1);
+    let alice2 = enroll_ok(&t, "alice", None, &[("code", &code)]);
+    let bob = enroll_ok(&t, "bob", None, &[]);
+    let carol1 = enroll_ok(&t, "carol", None, &[]);
+    let carol2 = enroll_ok(&t, "carol", Some(&carol1), &[]);
+    let dave = enroll_ok(&t, "dave", None, &[]);
+    let erin = enroll_ok(&t, "erin", None, &[]);
+    let mut number = crlnumber_file(&ca);
+
+    // Each revocation writes a new CRL, numbered from crlnumber, which advances.
+    let mut revoked_by_step = |step: &str, f: &mut dyn FnMut()| {
+        f();
+        let now = crlnumber_file(&ca);
+        assert_eq!(now, number + 1, "{step}: crlnumber advances by one");
+        assert_eq!(
+            crl_number(&crl),
+            format!("{number:X}"),
+            "{step}: the CRL carries the number"
+        );
+        assert_crl_verifies(&ca, &crl);
+        number = now;
+    };
+    revoked_by_step("web", &mut || {
+        let page = t.send(&alice1.sign_in(HttpRequest::get()));
+        let reply = t.send(&alice1.sign_in(account(&page.token(), "revoke", &[("serial", &alice2.serial)])));
+        assert_eq!(reply.status, 200, "{reply:?}");
+    });
+    revoked_by_step("revoke --serial", &mut || {
+        admin_ok(
+            &ca,
+            &["revoke", "--serial", &bob.serial, "--reason", "keyCompromise"],
+        );
+    });
+    revoked_by_step("revoke --user", &mut || {
+        let out = admin_ok(&ca, &["revoke", "--user", "Carol", "--reason", "keyCompromise"]);
+        assert!(
+            out.contains(&format!("revoked: {} {}", carol1.serial, carol2.serial)),
+            "{out}"
+        );
+    });
+    revoked_by_step("revoke without a reason", &mut || {
+        admin_ok(&ca, &["revoke", "--serial", &dave.serial]);
+    });
+    // Nothing left to revoke: an error, no new CRL.
+    let out = admin(&ca, &["revoke", "--user", "carol"]);
+    assert!(!out.status.success());
+    assert_eq!(crlnumber_file(&ca), number);
+
+    let want: BTreeMap<String, Option<String>> = [
+        (&alice2, Some("Cessation Of Operation")),
+        (&bob, Some("Key Compromise")),
+        (&carol1, Some("Key Compromise")),
+        (&carol2, Some("Key Compromise")),
+        (&dave, None),
+    ]
+    .into_iter()
+    .map(|(d, r)| (d.serial.clone(), r.map(str::to_string)))
+    .collect();
+    assert_eq!(crl_entries(&crl), want, "getacert's crl.pem");
+    let text = common::openssl(["crl", "-in", crl.to_str().unwrap(), "-noout", "-text"]);
+    assert!(text.contains("X509v3 Authority Key Identifier"), "{text}");
+    assert!(text.contains("Next Update"), "{text}");
+
+    // `getacert crl --out F`.
+    let out = ca.scratch("getacert-crl.pem");
+    admin_ok(&ca, &["crl", "--out", out.to_str().unwrap()]);
+    assert_crl_verifies(&ca, &out);
+    assert_eq!(crl_entries(&out), want, "getacert crl --out");
+    assert_eq!(crl_number(&out), format!("{number:X}"));
+    assert_eq!(crlnumber_file(&ca), number + 1);
+
+    // `openssl ca -gencrl` on the same database lists the same certificates.
+    let other = ca.scratch("openssl-crl.pem");
+    openssl_ca_locked(&ca, &["-gencrl", "-out", other.to_str().unwrap()]);
+    assert_crl_verifies(&ca, &other);
+    assert_eq!(crl_entries(&other), want, "openssl ca -gencrl");
+    assert_eq!(crl_number(&other), format!("{:X}", number + 1));
+    assert_eq!(crlnumber_file(&ca), number + 2);
+
+    // And `openssl verify -crl_check` with getacert's CRL.
+    for (dev, ok) in [(&erin, true), (&alice1, true), (&bob, false), (&alice2, false)] {
+        let cert = ca.scratch(&format!("verify-{}.pem", dev.serial));
+        fs::write(&cert, &dev.pem).unwrap();
+        let v = common::openssl_output([
+            "verify",
+            "-crl_check",
+            "-CAfile",
+            ca.cert.to_str().unwrap(),
+            "-CRLfile",
+            crl.to_str().unwrap(),
+            cert.to_str().unwrap(),
+        ]);
+        assert_eq!(v.status.success(), ok, "verify {}: {v:?}", dev.serial);
+    }
+    // index.txt records the reasons as `openssl ca -revoke -crl_reason` does.
+    let reasons: BTreeMap<String, String> = ca
+        .index()
+        .into_iter()
+        .filter(|l| l.status == "R")
+        .map(|l| {
+            (
+                l.serial,
+                l.revoked.split_once(',').map_or("", |(_, r)| r).to_string(),
+            )
+        })
+        .collect();
+    let want_index: BTreeMap<String, String> = [
+        (&alice2, "cessationOfOperation"),
+        (&bob, "keyCompromise"),
+        (&carol1, "keyCompromise"),
+        (&carol2, "keyCompromise"),
+        (&dave, ""),
+    ]
+    .into_iter()
+    .map(|(d, r)| (d.serial.clone(), r.to_string()))
+    .collect();
+    assert_eq!(reasons, want_index);
+    ca.assert_consistent(true);
+}
+
+// ---------------------------------------------------------------------------------------
+// Admin commands
+
+/// serial → (status, username), from `getacert list`.
+fn list(ca: &Ca) -> BTreeMap<String, (String, String)> {
+    let out = admin_ok(ca, &["list"]);
+    let mut lines = out.lines();
+    let head = lines.next().unwrap();
+    assert!(head.starts_with("SERIAL") && head.contains("STATUS"), "{out}");
+    lines
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            assert_eq!(f.len(), 4, "{l:?}");
+            (f[0].to_string(), (f[1].to_string(), f[2].to_string()))
+        })
+        .collect()
+}
+
+fn listed(pairs: &[(&str, &str, &str)]) -> BTreeMap<String, (String, String)> {
+    pairs
+        .iter()
+        .map(|(s, st, u)| (s.to_string(), (st.to_string(), u.to_string())))
+        .collect()
+}
+
+#[test]
+fn updatedb_recovery_code_and_list() {
+    let ca = Ca::init();
+    let t = Target::new(&ca, Mode::Cgi);
+    let alice = enroll_ok(&t, "alice", None, &[]);
+    let bob = enroll_ok(&t, "bob", None, &[]);
+    // A record that expired in 2020 and is still V, as an old database may have it.
+    with_lock(&ca, || {
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(ca.path("index.txt"))
+            .unwrap();
+        f.write_all(b"V\t200101000000Z\t\t0FFE\tunknown\t/C=US/O=MyApp/CN=olduser\n")
+            .unwrap();
+    });
+    let before = listed(&[
+        (&alice.serial, "valid", "alice"),
+        (&bob.serial, "valid", "bob"),
+        ("0FFE", "expired", "olduser"),
+    ]);
+    assert_eq!(list(&ca), before, "list shows an expired V record as expired");
+
+    // updatedb marks it E, and only it.
+    let out = admin_ok(&ca, &["updatedb"]);
+    assert!(out.contains("1 certificate(s) marked expired"), "{out}");
+    let index = ca.index();
+    let statuses: Vec<(&str, &str)> = index
+        .iter()
+        .map(|l| (l.serial.as_str(), l.status.as_str()))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            (alice.serial.as_str(), "V"),
+            (bob.serial.as_str(), "V"),
+            ("0FFE", "E")
+        ]
+    );
+    assert_eq!(ca.status("0FFE"), "Expired (E)");
+    let out = admin_ok(&ca, &["updatedb"]);
+    assert!(out.contains("0 certificate(s) marked expired"), "{out}");
+    // olduser's name is free.
+    enroll_ok(&t, "olduser", None, &[]);
+
+    // alice lost every device: the admin revokes them all and gives her a code.
+    let out = admin_ok(&ca, &["recovery-code", "alice", "--revoke-all"]);
+    assert!(out.contains(&format!("revoked: {}", alice.serial)), "{out}");
+    let code = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Recovery code for alice: "))
+        .unwrap_or_else(|| panic!("no code in {out}"))
+        .trim()
+        .to_string();
+    assert_eq!(code.len(), 11, "{code:?}");
+    assert_eq!(ca.status(&alice.serial), "Revoked (R)");
+    assert_eq!(
+        crl_entries(&ca.path("crl.pem")),
+        BTreeMap::from([(alice.serial.clone(), Some("Key Compromise".to_string()))])
+    );
+    // Her old certificate no longer signs in.
+    assert!(is_enrollment_page(&t.send(&alice.sign_in(HttpRequest::get()))));
+
+    // alice has no valid certificate, yet the name is reserved for the code's holder.
+    refused(&t, "alice without the code", &enroll("alice", &[]), 409, &[]);
+    refused(&t, "Alice without the code", &enroll("Alice", &[]), 409, &[]);
+    refused(
+        &t,
+        "her revoked certificate, no code",
+        &alice.sign_in(enroll("alice", &[])),
+        409,
+        &[],
+    );
+    refused_code(
+        &t,
+        "alice with a wrong code",
+        &enroll("alice", &[("code", "ZZZZZ-ZZZZZ")]),
+        &[],
+    );
+    let (reply, log) = t.send_logged(&enroll("alice", &[("code", &code)]));
+    let new_alice = Device::issued(&ca, &reply);
+    assert!(log.contains("by=recovery code"), "{log}");
+    assert_eq!(codes_on_disk(&ca), []);
+    refused(
+        &t,
+        "the recovery code again",
+        &enroll("alice", &[("code", &code)]),
+        403,
+        &[],
+    );
+    let page = t.send(&new_alice.sign_in(HttpRequest::get()));
+    assert_eq!(signed_in_as(&page).as_deref(), Some("alice"));
+
+    let olduser = ca
+        .index()
+        .into_iter()
+        .find(|l| l.subject.ends_with("CN=olduser") && l.status == "V");
+    let olduser = olduser.expect("olduser's new certificate");
+    assert_eq!(
+        list(&ca),
+        listed(&[
+            (&alice.serial, "revoked", "alice"),
+            (&bob.serial, "valid", "bob"),
+            ("0FFE", "expired", "olduser"),
+            (&olduser.serial, "valid", "olduser"),
+            (&new_alice.serial, "valid", "alice"),
+        ])
+    );
+}
+
+/// A recovery code for a user who still has a device works like an add-device code.
+#[test]
+fn recovery_code_without_revoke_all_keeps_the_devices() {
+    let ca = Ca::init();
+    let t = Target::new(&ca, Mode::Cgi);
+    let alice = enroll_ok(&t, "alice", None, &[]);
+    let out = admin_ok(&ca, &["recovery-code", "alice"]);
+    assert!(!out.contains("revoked:"), "{out}");
+    let code = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Recovery code for alice: "))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert_eq!(ca.status(&alice.serial), "Valid (V)");
+    enroll_ok(&t, "alice", None, &[("code", &code)]);
+    assert_eq!(ca.status(&alice.serial), "Valid (V)");
+}
+
+/// README: after `recovery-code --revoke-all`, "the name stays reserved for the code's
+/// holder until the code is used or expires". Five wrong guesses void the code (neither
+/// used nor expired); the name must stay reserved, or whoever made the guesses takes it.
+#[test]
+fn recovery_reservation_survives_five_wrong_codes() {
+    let ca = Ca::init();
+    let t = Target::new(&ca, Mode::Cgi);
+    let alice = enroll_ok(&t, "alice", None, &[]);
+    let out = admin_ok(&ca, &["recovery-code", "alice", "--revoke-all"]);
+    assert!(out.contains(&format!("revoked: {}", alice.serial)), "{out}");
+    for i in 0..5 {
+        refused_code(
+            &t,
+            &format!("wrong guess {}", i + 1),
+            &enroll("alice", &[("code", "ZZZZZ-ZZZZZ")]),
+            &[],
+        );
+    }
+    let reply = t.send(&enroll("alice", &[]));
+    assert!(
+        !reply.is_cert(),
+        "after five wrong recovery codes, an anonymous client got a certificate for alice: {reply:?}"
+    );
+    assert_eq!(reply.status, 409, "{reply:?}");
+}
+
+/// `renew=yes` from a signed-in device: the new certificate is issued and the presented
+/// one revoked (superseded); anonymous, it revokes nothing.
+#[test]
+fn renew_revokes_the_presented_certificate() {
+    let ca = Ca::init();
+    let t = Target::new(&ca, Mode::Cgi);
+    let old = enroll_ok(&t, "alice", None, &[]);
+    let other = enroll_ok(&t, "alice", Some(&old), &[]);
+    let (reply, log) = t.send_logged(&old.sign_in(enroll("alice", &[("renew", "yes")])));
+    let new = Device::issued(&ca, &reply);
+    assert!(log.contains("renewal: the old certificate is revoked"), "{log}");
+    assert_eq!(ca.status(&old.serial), "Revoked (R)");
+    assert_eq!(ca.status(&other.serial), "Valid (V)", "only the presented one");
+    assert_eq!(ca.status(&new.serial), "Valid (V)");
+    let line = ca.index().into_iter().find(|l| l.serial == old.serial).unwrap();
+    assert!(line.revoked.ends_with(",superseded"), "{line:?}");
+    assert_eq!(
+        crl_entries(&ca.path("crl.pem")),
+        BTreeMap::from([(old.serial.clone(), Some("Superseded".to_string()))])
+    );
+    assert!(is_enrollment_page(&t.send(&old.sign_in(HttpRequest::get()))));
+    let page = t.send(&new.sign_in(HttpRequest::get()));
+    assert_eq!(signed_in_as(&page).as_deref(), Some("alice"));
+    assert_eq!(listed_devices(&page).len(), 3, "{page:?}");
+
+    // Anonymous, for a new name: issued, nothing revoked.
+    let before: Vec<_> = ca.index().into_iter().map(|l| (l.serial, l.status)).collect();
+    enroll_ok(&t, "zed", None, &[("renew", "yes")]);
+    let after: Vec<_> = ca.index().into_iter().map(|l| (l.serial, l.status)).collect();
+    assert_eq!(&after[..before.len()], &before[..]);
+}
+
+/// README, Answers: 503 (with Retry-After) when "the database lock is held elsewhere".
+/// An account action from a signed-in device while `openssl ca` (or anything else)
+/// holds the lock must be 503 — try again — not 403 "not signed in".
+#[test]
+fn account_action_while_the_database_is_locked_is_503_not_403() {
+    let ca = Ca::init();
+    ca.append_getacert_settings("lock_timeout = 1\n");
+    let t = Target::new(&ca, Mode::Cgi);
+    let alice = enroll_ok(&t, "alice", None, &[]);
+    let token = page_token(&t);
+    // The control: an enrollment while the lock is held is 503.
+    let reply = with_lock(&ca, || t.send(&enroll("zed", &[])));
+    assert_eq!(reply.status, 503, "enrollment while locked: {reply:?}");
+    let reply = with_lock(&ca, || {
+        t.send(&alice.sign_in(account(&token, "add-device-code", &[])))
+    });
+    assert_eq!(
+        (reply.status, reply.header("Retry-After").is_some()),
+        (503, true),
+        "add-device-code from alice's valid device while the lock is held: {reply:?}"
+    );
+}
