@@ -147,4 +147,30 @@ describe('enrollment through the real stack', { skip }, () => {
     assert.deepEqual(problems.filter((p) => !/status of 409/.test(p)), []);
     await context.close();
   });
+
+  test('keygen.js compatibility: the bare SPKAC in the keygen field, the answer read as DER', async () => {
+    // keygen.js replaces <keygen name="pubkey" challenge="..."> and posts the SPKAC (no
+    // "SPKAC=" prefix) under the element's name, then reads the answer as an ArrayBuffer.
+    const { context, page } = await open();
+    const challenge = await page.getAttribute('keygen', 'challenge');
+    assert.ok(challenge, 'the page carries a server-issued challenge');
+    const key = path.join(tmp, 'keygenjs.key');
+    ok('openssl', ['genrsa', '-out', key, '2048']);
+    const spkac = ok('openssl', ['spkac', '-key', key, '-challenge', challenge]).trim().replace(/^SPKAC=/, '');
+    const user = `${PREFIX}-keygenjs`;
+    const answer = await page.evaluate(async ({ user, spkac }) => {
+      const body = new URLSearchParams({ username: user, pubkey: spkac });
+      const res = await fetch(location.pathname, { method: 'POST', body, credentials: 'same-origin' });
+      const der = new Uint8Array(await res.arrayBuffer());
+      return { status: res.status, type: res.headers.get('content-type'), first: der[0], length: der.length,
+        b64: btoa(String.fromCharCode.apply(null, der)) };
+    }, { user, spkac });
+    await context.close();
+    assert.equal(answer.status, 200);
+    assert.equal(answer.type, 'application/x-x509-user-cert');
+    assert.equal(answer.first, 0x30, 'a DER SEQUENCE');
+    const der = path.join(tmp, 'keygenjs.der');
+    fs.writeFileSync(der, Buffer.from(answer.b64, 'base64'));
+    assert.match(ok('openssl', ['x509', '-inform', 'DER', '-in', der, '-noout', '-subject']), new RegExp(`CN ?= ?${user}`));
+  });
 });
