@@ -181,9 +181,15 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<(), String> {
     write_new(&dir.join("serial"), b"1000\n", 0o644)?;
     write_new(&dir.join("crlnumber"), b"1000\n", 0o644)?;
     write_new(&dir.join("ca.conf"), ca_conf(&dir).as_bytes(), 0o644)?;
+    // An empty CRL from the start, so ssl_crl / SSLCARevocationFile can point at it
+    // before the first revocation.
+    let app = Config::load(&dir.join("ca.conf"))
+        .map_err(|e| e.to_string())
+        .and_then(|c| App::new(c).map_err(|e| e.to_string()))?;
+    crl(&app)?;
     println!("Made a CA in {}:", dir.display());
     println!("  rootCA.key (0600: only this user may read it), rootCA.pem, ca-bundle.crt,");
-    println!("  index.txt, index.txt.attr, serial, crlnumber, newcerts/, ca.conf");
+    println!("  index.txt, index.txt.attr, serial, crlnumber, crl.pem (empty), newcerts/, ca.conf");
     println!("Next: getacert --config {} check", dir.join("ca.conf").display());
     Ok(())
 }
