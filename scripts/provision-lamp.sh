@@ -13,7 +13,7 @@
 #
 # An admin who already followed the article keeps the CA key, rootCA.pem and ca.conf:
 # only default_md = sha1 becomes sha256 (backup ca.conf.bak) and index.txt.attr gets
-# unique_subject = no, the two things `getacert check` refuses.
+# unique_subject = no, the two things `getacert check` warns about.
 #
 # Environment (defaults are the article's):
 #   GETACERT_SSL_DIR   /etc/apache2/ssl.crt  rootCA.key, rootCA.pem, ca-bundle.crt

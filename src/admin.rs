@@ -194,13 +194,25 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<(), String> {
     Ok(())
 }
 
-/// Every problem found, each with its fix. Empty means sound.
-pub fn check(config_path: &Path) -> Vec<String> {
-    let mut problems = Vec::new();
+/// What `check` found: problems (the deployment is not sound: exit 1) and warnings
+/// (getacert works around them, but the admin should know), each with its fix.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub problems: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+pub fn check(config_path: &Path) -> Report {
+    let mut report = Report::default();
     let config = match Config::load(config_path) {
         Ok(c) => c,
-        Err(e) => return vec![format!("{e}")],
+        Err(e) => {
+            report.problems.push(e.to_string());
+            return report;
+        }
     };
+    let problems = &mut report.problems;
+    let warnings = &mut report.warnings;
     let p = &config.paths;
     match fs::metadata(&p.private_key) {
         Ok(m) if m.mode() & 0o077 != 0 => problems.push(format!(
@@ -225,13 +237,13 @@ pub fn check(config_path: &Path) -> Vec<String> {
         Err(e) => problems.push(e.to_string()),
     }
     if let Some(note) = &config.digest_note {
-        problems.push(format!(
+        warnings.push(format!(
             "{}: {note}; set default_md = sha256 to silence this",
             config.file.display()
         ));
     }
     if config.unique_subject {
-        problems.push(format!(
+        warnings.push(format!(
             "unique_subject is yes (index.txt.attr or ca.conf): a user cannot have a second device; \
              write `unique_subject = no` into {}.attr",
             p.database.display()
@@ -282,7 +294,7 @@ pub fn check(config_path: &Path) -> Vec<String> {
     {
         problems.push(e.to_string());
     }
-    problems
+    report
 }
 
 pub fn list(config: &Config) -> Result<(), String> {

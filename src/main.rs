@@ -235,15 +235,18 @@ fn main() -> ExitCode {
             serve(config, listen, workers, sink)
         }
         Some(Command::Check) => {
-            let problems = admin::check(&Config::locate(config));
-            if problems.is_empty() {
+            let report = admin::check(&Config::locate(config));
+            for w in &report.warnings {
+                println!("warning: {w}");
+            }
+            for p in &report.problems {
+                println!("problem: {p}");
+            }
+            if report.problems.is_empty() {
                 println!("{}: sound", Config::locate(config).display());
                 Ok(())
             } else {
-                for p in &problems {
-                    println!("problem: {p}");
-                }
-                Err(format!("{} problem(s) found", problems.len()))
+                Err(format!("{} problem(s) found", report.problems.len()))
             }
         }
         Some(Command::List) => Config::load(&Config::locate(config))
