@@ -635,14 +635,25 @@ impl App {
             .cert
             .to_pem()
             .map_err(|e| Refusal::Internal(e.to_string()))?;
+        let cert_file = self.store.write_cert(&serial, &pem)?;
         let mut locked = self.store.lock()?;
-        if how == "new username" && locked.username_taken(username.as_str(), t) {
-            return Err(Refusal::UsernameTaken(username.as_str().to_string()));
+        let lost = if how == "new username" && locked.username_taken(username.as_str(), t) {
+            Some(Refusal::UsernameTaken(username.as_str().to_string()))
+        } else if locked.subject_taken(&subject_line, t) {
+            Some(Refusal::SubjectTaken)
+        } else {
+            None
+        };
+        if let Some(refusal) = lost {
+            // Another request won the name while this one signed: its file goes, its
+            // serial stays used.
+            let _ = std::fs::remove_file(&cert_file);
+            return Err(refusal);
         }
-        if locked.subject_taken(&subject_line, t) {
-            return Err(Refusal::SubjectTaken);
+        if let Err(e) = locked.record(&issued.record) {
+            let _ = std::fs::remove_file(&cert_file);
+            return Err(e.into());
         }
-        locked.record(&issued.record, &pem)?;
         if let (Some(old), true) = (proven, renew) {
             let replaced = crl::revoke(&mut locked, Some("superseded"), t, |r| r.serial == old.serial)?;
             if !replaced.is_empty() {

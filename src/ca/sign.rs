@@ -195,6 +195,18 @@ pub fn build_subject(
     build().map_err(|e| SubjectError::Config(format!("cannot encode the subject: {e}")))
 }
 
+/// The same public key as a "legacy" RSA or EC key. OpenSSL 3.0 encodes a key that a
+/// decoder made (every key parsed from a request) through its provider encoder, which
+/// costs about as much as the RSA signature itself; a legacy key is encoded directly
+/// (measured: 263 µs against 3 µs). Other key types are used as they are.
+fn legacy_key(key: &PKeyRef<Public>) -> Result<PKey<Public>, ErrorStack> {
+    match key.id() {
+        Id::RSA => PKey::from_rsa(key.rsa()?),
+        Id::EC => PKey::from_ec_key(key.ec_key()?),
+        _ => Ok(key.to_owned()),
+    }
+}
+
 /// What an issued certificate looks like on the wire and in index.txt.
 pub struct Issued {
     pub cert: X509,
@@ -231,7 +243,8 @@ pub fn issue(
     );
     b.set_not_before(&from)?;
     b.set_not_after(&until)?;
-    b.set_pubkey(public_key)?;
+    let public_key = legacy_key(public_key)?;
+    b.set_pubkey(&public_key)?;
     if config.x509_extensions.is_none() {
         b.append_extension(BasicConstraints::new().critical().build()?)?;
         let mut ku = KeyUsage::new();

@@ -18,14 +18,14 @@ use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hasher};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::index::{self, Record, Status};
+use super::index::{self, Line, Record, Status};
 use crate::config::{CaPaths, Config};
 
 #[derive(Debug)]
@@ -117,13 +117,24 @@ pub struct Store {
     /// Serials already reserved in the serial file and not yet used. Only touched
     /// while the view mutex is held.
     reserved: Mutex<std::collections::VecDeque<String>>,
+    /// The lock file, opened once. flock() belongs to the open file, so one descriptor
+    /// serves every thread: the view mutex, always taken first, orders them.
+    lock_file: Mutex<Option<File>>,
 }
 
 /// A held lock: the only way to read the view or change the database.
 pub struct Locked<'a> {
     store: &'a Store,
     view: MutexGuard<'a, Option<View>>,
-    _lock: File,
+    lock: MutexGuard<'a, Option<File>>,
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        if let Some(f) = self.lock.as_ref() {
+            let _ = f.unlock();
+        }
+    }
 }
 
 impl Store {
@@ -137,6 +148,7 @@ impl Store {
             view: Mutex::new(None),
             serial_block: 1,
             reserved: Mutex::new(std::collections::VecDeque::new()),
+            lock_file: Mutex::new(None),
         }
     }
 
@@ -150,22 +162,42 @@ impl Store {
         &self.paths
     }
 
+    /// The view's key for a username: a keyed hash of its escaped, ASCII-lower-cased
+    /// form, computed without allocating.
     fn user_key(&self, escaped_cn: &str) -> u64 {
-        self.hasher.hash_one(escaped_cn.to_ascii_lowercase())
+        let mut h = self.hasher.build_hasher();
+        for b in escaped_cn.bytes() {
+            h.write_u8(b.to_ascii_lowercase());
+        }
+        h.finish()
     }
 
     /// Takes the in-process mutex and the file lock (waiting up to `lock_timeout`), then
     /// brings the view up to date with index.txt, repairing a torn last line.
     pub fn lock(&self) -> Result<Locked<'_>, StoreError> {
         let view = self.view.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut lock = self
+            .lock_file
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let lock_path = &self.paths.lock_file;
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(lock_path)
-            .map_err(|e| StoreError::io(lock_path, "open the lock file", e))?;
+        if lock.is_none() {
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .mode(0o600)
+                .open(lock_path)
+                .map_err(|e| StoreError::io(lock_path, "open the lock file", e))?;
+            *lock = Some(file);
+        }
+        let Some(file) = lock.as_ref() else {
+            return Err(StoreError::io(
+                lock_path,
+                "open the lock file",
+                io::ErrorKind::NotFound.into(),
+            ));
+        };
         let deadline = Instant::now() + self.lock_timeout;
         let mut pause = Duration::from_micros(200);
         loop {
@@ -182,10 +214,29 @@ impl Store {
         let mut locked = Locked {
             store: self,
             view,
-            _lock: file,
+            lock,
         };
         locked.refresh()?;
         Ok(locked)
+    }
+
+    /// Writes newcerts/SERIAL.pem (never over an existing file) and fsyncs it and its
+    /// directory. Needs no lock: the serial was reserved for this certificate alone, so
+    /// enrollments write their files in parallel and only the index append is
+    /// serialized. A file whose index line never follows (a crash, or the username
+    /// taken meanwhile) is an orphan whose serial is never reused.
+    pub fn write_cert(&self, serial: &str, pem: &[u8]) -> Result<PathBuf, StoreError> {
+        let path = self.paths.new_certs_dir.join(format!("{serial}.pem"));
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&path)
+            .map_err(|e| StoreError::io(&path, "create", e))?;
+        f.write_all(pem).map_err(|e| StoreError::io(&path, "write", e))?;
+        f.sync_all().map_err(|e| StoreError::io(&path, "fsync", e))?;
+        fsync_dir(&self.paths.new_certs_dir)?;
+        Ok(path)
     }
 
     /// Every record of index.txt, in file order (for `list`, `check`, revocation).
@@ -231,7 +282,11 @@ fn for_each_line(
         }
         n += 1;
         pos += got as u64;
-        let line = String::from_utf8_lossy(&buf[..buf.len() - 1]);
+        let bytes = &buf[..buf.len() - 1];
+        let line = match std::str::from_utf8(bytes) {
+            Ok(s) => std::borrow::Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(bytes),
+        };
         let line = line.strip_suffix('\r').unwrap_or(&line);
         if line.is_empty() {
             continue;
@@ -254,11 +309,11 @@ fn parent(path: &Path) -> &Path {
 }
 
 impl View {
-    fn add(&mut self, store: &Store, r: &Record) {
+    fn add(&mut self, store: &Store, r: &Line<'_>) {
         self.records += 1;
         match r.status {
             Status::Valid => {
-                let exp = r.expires_unix();
+                let exp = r.expires_unix;
                 if let Some(cn) = r.common_name() {
                     let e = self.users.entry(store.user_key(cn)).or_insert(exp);
                     *e = (*e).max(exp);
@@ -266,22 +321,24 @@ impl View {
                 if store.unique_subject {
                     let e = self
                         .subjects
-                        .entry(store.hasher.hash_one(&r.subject))
+                        .entry(store.hasher.hash_one(r.subject))
                         .or_insert(exp);
                     *e = (*e).max(exp);
                 }
             }
             Status::Revoked => {
-                self.revoked.insert(store.hasher.hash_one(&r.serial));
+                if let Some(s) = index::normalize_serial(r.serial) {
+                    self.revoked.insert(store.hasher.hash_one(&s));
+                }
             }
             Status::Expired => {}
         }
         if self
             .max_serial
             .as_deref()
-            .is_none_or(|m| index::serial_cmp(&r.serial, m).is_gt())
+            .is_none_or(|m| index::serial_cmp(r.serial, m).is_gt())
         {
-            self.max_serial = Some(r.serial.clone());
+            self.max_serial = index::normalize_serial(r.serial);
         }
     }
 }
@@ -296,11 +353,19 @@ impl Locked<'_> {
             None => true,
         };
         if fresh {
-            *self.view = Some(View {
+            // Room for every record up front (openssl ca lines are 60 bytes or more), so
+            // the table is not doubled, and held twice, while a large file loads.
+            let expected = usize::try_from(meta.len() / 64).unwrap_or(0);
+            let mut view = View {
                 dev: meta.dev(),
                 ino: meta.ino(),
                 ..View::default()
-            });
+            };
+            view.users.reserve(expected);
+            if store.unique_subject {
+                view.subjects.reserve(expected);
+            }
+            *self.view = Some(view);
         }
         let Some(view) = self.view.as_mut() else {
             return Ok(());
@@ -309,7 +374,7 @@ impl Locked<'_> {
             return Ok(());
         }
         let (end, torn) = for_each_line(path, view.len, |n, line| {
-            let r = Record::parse(line).map_err(|err| StoreError::BadIndexLine {
+            let r = Line::parse(line).map_err(|err| StoreError::BadIndexLine {
                 path: path.clone(),
                 line: n,
                 err,
@@ -326,7 +391,7 @@ impl Locked<'_> {
                 .write(true)
                 .open(path)
                 .map_err(|e| StoreError::io(path, "open", e))?;
-            match Record::parse(text.trim_end_matches('\r')) {
+            match Line::parse(text.trim_end_matches('\r')) {
                 Ok(r) => {
                     f.seek(SeekFrom::End(0))
                         .map_err(|e| StoreError::io(path, "seek", e))?;
@@ -452,23 +517,11 @@ impl Locked<'_> {
         self.store.paths.new_certs_dir.join(format!("{serial}.pem"))
     }
 
-    /// Records an issued certificate: newcerts/SERIAL.pem written and fsynced, then the
-    /// index line appended and fsynced. Only after this returns may the certificate be
-    /// answered.
-    pub fn record(&mut self, record: &Record, pem: &[u8]) -> Result<(), StoreError> {
+    /// Records an issued certificate whose newcerts file [`Store::write_cert`] already
+    /// wrote: the index line is appended and fsynced. Only after this returns may the
+    /// certificate be answered.
+    pub fn record(&mut self, record: &Record) -> Result<(), StoreError> {
         let paths = &self.store.paths;
-        let cert_path = self.cert_path(&record.serial);
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(&cert_path)
-            .map_err(|e| StoreError::io(&cert_path, "create", e))?;
-        f.write_all(pem)
-            .map_err(|e| StoreError::io(&cert_path, "write", e))?;
-        f.sync_all().map_err(|e| StoreError::io(&cert_path, "fsync", e))?;
-        fsync_dir(&paths.new_certs_dir)?;
-
         let db = &paths.database;
         let line = record.to_line();
         let mut f = OpenOptions::new()
@@ -484,7 +537,9 @@ impl Locked<'_> {
         }
         let store = self.store;
         if let Some(view) = self.view.as_mut() {
-            view.add(store, record);
+            if let Ok(parsed) = Line::parse(line.trim_end_matches('\n')) {
+                view.add(store, &parsed);
+            }
             view.len += line.len() as u64;
         }
         Ok(())

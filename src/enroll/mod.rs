@@ -1,6 +1,7 @@
 //! The enrollment pipeline's pure parts: form decoding, username and email rules,
 //! SPKAC/CSR parsing with signature check, and the key policy. Nothing here does I/O.
 
+pub mod der;
 pub mod form;
 pub mod policy;
 pub mod request;

@@ -6,6 +6,7 @@ use base64::Engine;
 use openssl::pkey::{Id, PKey, Public};
 use openssl::x509::X509Req;
 
+use super::der;
 use crate::ffi::openssl::spkac_from_der;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,10 +59,37 @@ fn base64_body(text: &str) -> Result<Vec<u8>, RequestError> {
         .map_err(|_| RequestError::NotBase64)
 }
 
+/// The fast path for the common requests (RSA or named-curve EC keys, PKCS#1 v1.5 or
+/// ECDSA signatures): the key built and the signature checked without OpenSSL 3.0's
+/// generic decoder. `None` sends the request down OpenSSL's own path.
+fn fast_verify(signed: &der::Signed<'_>) -> Option<(PKey<Public>, bool)> {
+    let key = der::public_key(signed.spki)?;
+    let md = der::signature_digest(signed.algorithm)?;
+    let valid = {
+        let mut verifier = openssl::sign::Verifier::new(md, &key).ok()?;
+        verifier.update(signed.tbs).ok()?;
+        verifier.verify(signed.signature).unwrap_or(false)
+    };
+    Some((key, valid))
+}
+
 impl PublicKeyRequest {
     /// An SPKAC from `<keygen>`, keygen.js or `openssl spkac`.
     pub fn from_spkac(text: &str) -> Result<PublicKeyRequest, RequestError> {
         let der = base64_body(text)?;
+        if let Some(signed) = der::spkac(&der)
+            && let Some((public_key, valid)) = fast_verify(&signed)
+        {
+            if !valid {
+                return Err(RequestError::BadSignature);
+            }
+            return Ok(PublicKeyRequest {
+                kind: Kind::Spkac,
+                public_key,
+                challenge: signed.challenge.map(|c| String::from_utf8_lossy(c).into_owned()),
+                subject_alt_name: None,
+            });
+        }
         let spkac = spkac_from_der(&der).map_err(|_| RequestError::NotSpkac)?;
         if !spkac.signature_valid {
             return Err(RequestError::BadSignature);
@@ -91,6 +119,19 @@ impl PublicKeyRequest {
         };
         if der.len() > MAX_DER {
             return Err(RequestError::TooLarge);
+        }
+        if let Some(signed) = der::csr(&der)
+            && let Some((public_key, valid)) = fast_verify(&signed)
+        {
+            if !valid {
+                return Err(RequestError::BadSignature);
+            }
+            return Ok(PublicKeyRequest {
+                kind: Kind::Csr,
+                public_key,
+                challenge: None,
+                subject_alt_name: None,
+            });
         }
         let req = X509Req::from_der(&der).map_err(|_| RequestError::NotCsr)?;
         let public_key = req.public_key().map_err(|_| RequestError::NotCsr)?;

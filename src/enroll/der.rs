@@ -1,0 +1,245 @@
+//! A strict DER reader for the few structures a key request is made of
+//! (SignedPublicKeyAndChallenge, CertificationRequest, SubjectPublicKeyInfo,
+//! AlgorithmIdentifier), and the RSA and named-curve EC keys they carry turned into
+//! OpenSSL keys without OpenSSL 3.0's generic decoder, which costs about half an RSA
+//! signature per key. Pure: bytes in, slices out; anything unexpected is `None`, and
+//! the caller then lets OpenSSL parse the request the slow way, so what is accepted
+//! never depends on this module.
+
+use openssl::bn::BigNumContext;
+use openssl::ec::{EcGroup, EcKey, EcPoint};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkey::{PKey, Public};
+use openssl::rsa::Rsa;
+
+/// One TLV: its tag, its content, and the whole encoding (tag and length included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tlv<'a> {
+    pub tag: u8,
+    pub content: &'a [u8],
+    pub whole: &'a [u8],
+}
+
+/// Reads one TLV from the front of `input`; returns it and the rest. Definite lengths
+/// only, minimal long form, at most 4 length bytes, single-byte tags.
+pub fn read(input: &[u8]) -> Option<(Tlv<'_>, &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    if tag & 0x1f == 0x1f {
+        return None;
+    }
+    let (&first, mut rest) = rest.split_first()?;
+    let len = if first < 0x80 {
+        usize::from(first)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n || rest[0] == 0 {
+            return None;
+        }
+        let mut len = 0usize;
+        for &b in &rest[..n] {
+            len = (len << 8) | usize::from(b);
+        }
+        if len < 0x80 {
+            return None;
+        }
+        rest = &rest[n..];
+        len
+    };
+    if rest.len() < len {
+        return None;
+    }
+    let header = input.len() - rest.len();
+    Some((
+        Tlv {
+            tag,
+            content: &rest[..len],
+            whole: &input[..header + len],
+        },
+        &rest[len..],
+    ))
+}
+
+/// Reads one TLV with the given tag.
+pub fn expect(input: &[u8], tag: u8) -> Option<(Tlv<'_>, &[u8])> {
+    read(input).filter(|(t, _)| t.tag == tag)
+}
+
+pub const SEQUENCE: u8 = 0x30;
+const OID: u8 = 0x06;
+const BIT_STRING: u8 = 0x03;
+const IA5STRING: u8 = 0x16;
+
+/// The parts of a signed request: the signed bytes, the key, the signature algorithm,
+/// the signature, and (SPKAC) the challenge.
+pub struct Signed<'a> {
+    pub tbs: &'a [u8],
+    pub spki: &'a [u8],
+    pub algorithm: &'a [u8],
+    pub signature: &'a [u8],
+    pub challenge: Option<&'a [u8]>,
+}
+
+/// `SEQUENCE { tbs, AlgorithmIdentifier, BIT STRING }` with nothing after it.
+fn signed(der: &[u8]) -> Option<(Tlv<'_>, &[u8], &[u8])> {
+    let (outer, after) = expect(der, SEQUENCE)?;
+    if !after.is_empty() {
+        return None;
+    }
+    let (tbs, rest) = expect(outer.content, SEQUENCE)?;
+    let (alg, rest) = expect(rest, SEQUENCE)?;
+    let (oid, _) = expect(alg.content, OID)?;
+    let (sig, rest) = expect(rest, BIT_STRING)?;
+    let (&unused, sig) = sig.content.split_first()?;
+    (rest.is_empty() && unused == 0).then_some((tbs, oid.content, sig))
+}
+
+/// SignedPublicKeyAndChallenge ::= SEQUENCE { SEQUENCE { spki, IA5String }, alg, sig }.
+pub fn spkac(der: &[u8]) -> Option<Signed<'_>> {
+    let (tbs, algorithm, signature) = signed(der)?;
+    let (spki, rest) = expect(tbs.content, SEQUENCE)?;
+    let (challenge, rest) = expect(rest, IA5STRING)?;
+    rest.is_empty().then_some(Signed {
+        tbs: tbs.whole,
+        spki: spki.whole,
+        algorithm,
+        signature,
+        challenge: Some(challenge.content),
+    })
+}
+
+/// CertificationRequest ::= SEQUENCE { SEQUENCE { version, subject, spki, [0] attrs },
+/// alg, sig }.
+pub fn csr(der: &[u8]) -> Option<Signed<'_>> {
+    let (tbs, algorithm, signature) = signed(der)?;
+    let (version, rest) = expect(tbs.content, 0x02)?;
+    if version.content != [0] {
+        return None;
+    }
+    let (_subject, rest) = expect(rest, SEQUENCE)?;
+    let (spki, rest) = expect(rest, SEQUENCE)?;
+    let (_attributes, rest) = expect(rest, 0xa0)?;
+    rest.is_empty().then_some(Signed {
+        tbs: tbs.whole,
+        spki: spki.whole,
+        algorithm,
+        signature,
+        challenge: None,
+    })
+}
+
+// OIDs as their DER content bytes.
+const RSA_ENCRYPTION: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+const EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+const P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+const P384: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x22];
+const P521: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x23];
+
+/// An RSA key or a named-curve (P-256/384/521) EC key from a SubjectPublicKeyInfo, as
+/// a key OpenSSL handles without its decoder. `None` for anything else.
+pub fn public_key(spki: &[u8]) -> Option<PKey<Public>> {
+    let (seq, _) = expect(spki, SEQUENCE)?;
+    let (alg, rest) = expect(seq.content, SEQUENCE)?;
+    let (bits, rest) = expect(rest, BIT_STRING)?;
+    let (&unused, key) = bits.content.split_first()?;
+    if !rest.is_empty() || unused != 0 {
+        return None;
+    }
+    let (oid, params) = expect(alg.content, OID)?;
+    match oid.content {
+        RSA_ENCRYPTION => {
+            // Parameters must be NULL (or absent).
+            if !(params.is_empty() || params == [0x05, 0x00]) {
+                return None;
+            }
+            PKey::from_rsa(Rsa::public_key_from_der_pkcs1(key).ok()?).ok()
+        }
+        EC_PUBLIC_KEY => {
+            let (curve, after) = expect(params, OID)?;
+            if !after.is_empty() {
+                return None;
+            }
+            let nid = match curve.content {
+                P256 => Nid::X9_62_PRIME256V1,
+                P384 => Nid::SECP384R1,
+                P521 => Nid::SECP521R1,
+                _ => return None,
+            };
+            let mut group = EcGroup::from_curve_name(nid).ok()?;
+            group.set_asn1_flag(openssl::ec::Asn1Flag::NAMED_CURVE);
+            let mut ctx = BigNumContext::new().ok()?;
+            let point = EcPoint::from_bytes(&group, key, &mut ctx).ok()?;
+            let ec = EcKey::from_public_key(&group, &point).ok()?;
+            ec.check_key().ok()?;
+            PKey::from_ec_key(ec).ok()
+        }
+        _ => None,
+    }
+}
+
+/// The digest of a signature algorithm this reader knows (RSA PKCS#1 v1.5 and ECDSA
+/// with MD5, SHA-1 or SHA-2). RSA-PSS, Ed25519 and the rest: `None`.
+pub fn signature_digest(algorithm: &[u8]) -> Option<MessageDigest> {
+    const RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01];
+    const ECDSA: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04];
+    if let Some(last) = algorithm.strip_prefix(RSA) {
+        return match last {
+            [0x04] => Some(MessageDigest::md5()),
+            [0x05] => Some(MessageDigest::sha1()),
+            [0x0b] => Some(MessageDigest::sha256()),
+            [0x0c] => Some(MessageDigest::sha384()),
+            [0x0d] => Some(MessageDigest::sha512()),
+            _ => None,
+        };
+    }
+    match algorithm.strip_prefix(ECDSA)? {
+        [0x01] => Some(MessageDigest::sha1()),
+        [0x03, 0x02] => Some(MessageDigest::sha256()),
+        [0x03, 0x03] => Some(MessageDigest::sha384()),
+        [0x03, 0x04] => Some(MessageDigest::sha512()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tlv_lengths() {
+        assert_eq!(
+            read(&[0x30, 0x00]).map(|(t, r)| (t.tag, t.content.len(), r.len())),
+            Some((0x30, 0, 0))
+        );
+        let mut long = vec![0x04, 0x81, 0x80];
+        long.extend([7u8; 0x80]);
+        assert_eq!(read(&long).map(|(t, _)| t.content.len()), Some(0x80));
+        for bad in [
+            &[0x30][..],               // no length
+            &[0x30, 0x02, 0x00],       // short content
+            &[0x30, 0x80],             // indefinite length
+            &[0x30, 0x81, 0x05, 0, 0], // long form for a short length
+            &[0x30, 0x82, 0x00, 0x80], // leading zero length byte
+            &[0x1f, 0x01, 0x00],       // multi-byte tag
+            &[0x30, 0x85, 1, 1, 1, 1, 1],
+        ] {
+            assert_eq!(read(bad), None, "{bad:02x?}");
+        }
+    }
+
+    #[test]
+    fn digests_by_oid() {
+        let md5 = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x04];
+        assert_eq!(
+            signature_digest(&md5).map(|m| m.type_()),
+            Some(MessageDigest::md5().type_())
+        );
+        let ecdsa256 = [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
+        assert_eq!(
+            signature_digest(&ecdsa256).map(|m| m.type_()),
+            Some(MessageDigest::sha256().type_())
+        );
+        let pss = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a];
+        assert!(signature_digest(&pss).is_none());
+    }
+}
