@@ -227,6 +227,60 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// No input makes the reader panic or read out of bounds.
+        #[test]
+        fn any_bytes_are_safe(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+            let _ = read(&bytes);
+            let _ = spkac(&bytes);
+            let _ = csr(&bytes);
+            let _ = public_key(&bytes);
+            let _ = signature_digest(&bytes);
+        }
+    }
+
+    fn fixture_der(name: &str) -> Vec<u8> {
+        use base64::Engine;
+        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(path).unwrap();
+        let body: String = text
+            .trim()
+            .trim_start_matches("SPKAC=")
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        base64::engine::general_purpose::STANDARD.decode(body).unwrap()
+    }
+
+    /// The fast path takes the common requests (fixtures made by `openssl spkac` and
+    /// `openssl req`; see tests/fixtures/README.md) and leaves the rest to OpenSSL.
+    #[test]
+    fn fast_path_takes_rsa_and_named_curves_only() {
+        for (name, fast) in [
+            ("rsa2048.spkac", true),
+            ("rsa2048-md5.spkac", true),
+            ("ec-p256.spkac", true),
+            ("secp256k1.spkac", false),
+            ("dsa.spkac", false),
+        ] {
+            let der = fixture_der(name);
+            let signed = spkac(&der).expect(name);
+            assert_eq!(public_key(signed.spki).is_some(), fast, "{name}");
+            assert!(signed.challenge.is_some());
+        }
+        for (name, fast) in [
+            ("rsa2048.csr", true),
+            ("ec-p256.csr", true),
+            ("ec-explicit.csr", false),
+            ("ed25519.csr", false),
+            ("secp256k1.csr", false),
+        ] {
+            let der = fixture_der(name);
+            let signed = csr(&der).expect(name);
+            assert_eq!(public_key(signed.spki).is_some(), fast, "{name}");
+        }
+    }
+
     #[test]
     fn digests_by_oid() {
         let md5 = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x04];
