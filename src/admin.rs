@@ -224,7 +224,7 @@ pub fn check(config_path: &Path) -> Report {
         Ok(_) => {}
         Err(e) => problems.push(format!("{}: {e}", p.private_key.display())),
     }
-    match Ca::load(&p.certificate, &p.private_key) {
+    match Ca::load(&config) {
         Ok(ca) => {
             let now_t = Asn1Time::days_from_now(0).ok();
             if now_t.as_ref().is_some_and(|n| ca.cert.not_after() < n) {

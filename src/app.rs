@@ -263,8 +263,7 @@ pub fn now() -> i64 {
 impl App {
     /// Loads the CA and the secret and proves the config can build a subject.
     pub fn new(config: Config) -> Result<App, StartError> {
-        let ca = Ca::load(&config.paths.certificate, &config.paths.private_key)
-            .map_err(|e| StartError(e.to_string()))?;
+        let ca = Ca::load(&config).map_err(|e| StartError(e.to_string()))?;
         let probe = Username::parse(
             "probe",
             &regex::Regex::new(".*").map_err(|e| StartError(e.to_string()))?,

@@ -141,6 +141,8 @@ pub struct Config {
     pub username_rate: Option<crate::ratelimit::Rate>,
     /// Seconds an add-device or recovery code stays valid.
     pub code_lifetime: i64,
+    /// The CA certificate, read once here (subject defaults) and used to sign.
+    pub ca_cert: openssl::x509::X509,
     /// The parsed file, kept for `x509_extensions` (applied by OpenSSL itself).
     pub conf: Conf,
 }
@@ -594,6 +596,7 @@ impl Config {
             address_rate,
             username_rate,
             code_lifetime,
+            ca_cert,
             conf,
         })
     }

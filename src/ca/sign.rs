@@ -5,7 +5,6 @@
 //! This module does not touch the database: `ca::store` records what is signed here.
 
 use std::fmt;
-use std::path::Path;
 
 use openssl::asn1::{Asn1Integer, Asn1Time};
 use openssl::bn::BigNum;
@@ -51,21 +50,19 @@ impl fmt::Display for CaError {
 }
 
 impl Ca {
-    pub fn load(certificate: &Path, private_key: &Path) -> Result<Ca, CaError> {
-        let read = |p: &Path| {
-            std::fs::read(p).map_err(|err| CaError::Read {
-                path: p.display().to_string(),
-                err,
-            })
-        };
-        let cert = X509::from_pem(&read(certificate)?).map_err(|_| CaError::NotPem {
-            path: certificate.display().to_string(),
-            what: "certificate",
+    /// The CA of a loaded config: its certificate (already read by `Config::load`)
+    /// and the private key, which must belong to it.
+    pub fn load(config: &Config) -> Result<Ca, CaError> {
+        let private_key = &config.paths.private_key;
+        let pem = std::fs::read(private_key).map_err(|err| CaError::Read {
+            path: private_key.display().to_string(),
+            err,
         })?;
-        let key = PKey::private_key_from_pem(&read(private_key)?).map_err(|_| CaError::NotPem {
+        let key = PKey::private_key_from_pem(&pem).map_err(|_| CaError::NotPem {
             path: private_key.display().to_string(),
             what: "private key",
         })?;
+        let cert = config.ca_cert.clone();
         let matches = cert.public_key().map(|p| p.public_eq(&key)).unwrap_or(false);
         if !matches {
             return Err(CaError::Mismatch);
