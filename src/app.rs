@@ -649,10 +649,13 @@ impl App {
             let _ = std::fs::remove_file(&cert_file);
             return Err(refusal);
         }
-        if let Err(e) = locked.record(&issued.record) {
-            let _ = std::fs::remove_file(&cert_file);
-            return Err(e.into());
-        }
+        let pending = match locked.record(&issued.record) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = std::fs::remove_file(&cert_file);
+                return Err(e.into());
+            }
+        };
         if let (Some(old), true) = (proven, renew) {
             let replaced = crl::revoke(&mut locked, Some("superseded"), t, |r| r.serial == old.serial)?;
             if !replaced.is_empty() {
@@ -660,6 +663,9 @@ impl App {
             }
         }
         drop(locked);
+        // Flushed outside the lock, so waiting enrollments share the disk's flush; only
+        // after it is the certificate answered.
+        pending.sync()?;
 
         log::info!(
             target: "audit",

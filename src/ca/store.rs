@@ -22,7 +22,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::index::{self, Line, Record, Status};
@@ -120,6 +120,9 @@ pub struct Store {
     /// The lock file, opened once. flock() belongs to the open file, so one descriptor
     /// serves every thread: the view mutex, always taken first, orders them.
     lock_file: Mutex<Option<File>>,
+    /// index.txt open for appending, with the (device, inode) it was opened at; opened
+    /// again when `openssl ca` replaced the file.
+    append_file: Mutex<Option<(u64, u64, Arc<File>)>>,
 }
 
 /// A held lock: the only way to read the view or change the database.
@@ -149,6 +152,7 @@ impl Store {
             serial_block: 1,
             reserved: Mutex::new(std::collections::VecDeque::new()),
             lock_file: Mutex::new(None),
+            append_file: Mutex::new(None),
         }
     }
 
@@ -520,29 +524,60 @@ impl Locked<'_> {
     /// Records an issued certificate whose newcerts file [`Store::write_cert`] already
     /// wrote: the index line is appended and fsynced. Only after this returns may the
     /// certificate be answered.
-    pub fn record(&mut self, record: &Record) -> Result<(), StoreError> {
-        let paths = &self.store.paths;
-        let db = &paths.database;
-        let line = record.to_line();
-        let mut f = OpenOptions::new()
-            .append(true)
-            .open(db)
-            .map_err(|e| StoreError::io(db, "open for append", e))?;
-        if let Err(e) = f.write_all(line.as_bytes()).and_then(|()| f.sync_data()) {
-            // Leave no partial line behind: cut back to where this append started.
-            if let Some(v) = self.view.as_ref() {
-                let _ = f.set_len(v.len);
+    pub fn record(&mut self, record: &Record) -> Result<Pending, StoreError> {
+        let store = self.store;
+        let db = &store.paths.database;
+        let (dev, ino, start) = self.view.as_ref().map_or((0, 0, 0), |v| (v.dev, v.ino, v.len));
+        let file = {
+            let mut cached = store.append_file.lock().unwrap_or_else(|p| p.into_inner());
+            match cached.as_ref() {
+                Some((d, i, f)) if (*d, *i) == (dev, ino) => f.clone(),
+                _ => {
+                    let f = Arc::new(
+                        OpenOptions::new()
+                            .append(true)
+                            .open(db)
+                            .map_err(|e| StoreError::io(db, "open for append", e))?,
+                    );
+                    *cached = Some((dev, ino, f.clone()));
+                    f
+                }
             }
+        };
+        let line = record.to_line();
+        if let Err(e) = (&*file).write_all(line.as_bytes()) {
+            // Leave no partial line behind: cut back to where this append started.
+            let _ = file.set_len(start);
             return Err(StoreError::io(db, "append to", e));
         }
-        let store = self.store;
         if let Some(view) = self.view.as_mut() {
             if let Ok(parsed) = Line::parse(line.trim_end_matches('\n')) {
                 view.add(store, &parsed);
             }
             view.len += line.len() as u64;
         }
-        Ok(())
+        Ok(Pending {
+            file,
+            path: db.clone(),
+        })
+    }
+}
+
+/// A line appended to index.txt (every reader sees it) but not yet flushed. Call
+/// [`Pending::sync`] after releasing the lock and before answering: enrollments that
+/// wait on the disk together then share one flush, and the lock is held for a write(),
+/// not for the disk.
+#[must_use = "the line is not durable until sync() returns"]
+pub struct Pending {
+    file: Arc<File>,
+    path: PathBuf,
+}
+
+impl Pending {
+    pub fn sync(self) -> Result<(), StoreError> {
+        self.file
+            .sync_data()
+            .map_err(|e| StoreError::io(&self.path, "fsync", e))
     }
 }
 
