@@ -3,7 +3,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 use openssl::asn1::{Asn1Integer, Asn1Time};
@@ -242,6 +242,13 @@ pub fn check(config_path: &Path) -> Report {
             config.file.display()
         ));
     }
+    if config.copy_extensions == crate::config::CopyExtensions::Requested {
+        warnings.push(format!(
+            "{}: copy_extensions is not none: getacert never copies extensions from a request \
+             (set copy_extensions = none to silence this)",
+            config.file.display()
+        ));
+    }
     if config.unique_subject {
         warnings.push(format!(
             "unique_subject is yes (index.txt.attr or ca.conf): a user cannot have a second device; \
@@ -332,11 +339,6 @@ fn ymd(unix: i64) -> (i64, i64, i64) {
         rest[0..2].parse().unwrap_or(0),
         rest[2..4].parse().unwrap_or(0),
     )
-}
-
-/// Makes sure the key file is not group/other readable (used by `check`).
-pub fn key_mode_ok(path: &Path) -> bool {
-    fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 == 0)
 }
 
 /// Which certificates `revoke` takes.

@@ -49,12 +49,14 @@ pub enum PolicyRule {
     Optional,
 }
 
+/// `copy_extensions` as ca.conf says it. getacert reads it (so a misspelling is an
+/// error) but never copies an extension from a request: what a certificate may do comes
+/// from the configuration only. `check` warns when it is not `none`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CopyExtensions {
     None,
-    /// `copy` or `copyall`: getacert copies only subjectAltName from a CSR, never
-    /// anything that could change what the certificate may do.
-    SubjectAltName,
+    /// `copy` or `copyall`: ignored, with a warning from `check`.
+    Requested,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -475,7 +477,7 @@ impl Config {
         let unique_subject = unique_subject(&paths.database, &ca)?;
         let copy_extensions = match ca.get("copy_extensions").as_deref() {
             None | Some("none") => CopyExtensions::None,
-            Some("copy" | "copyall") => CopyExtensions::SubjectAltName,
+            Some("copy" | "copyall") => CopyExtensions::Requested,
             Some(v) => return Err(ca.err("copy_extensions", format!("{v:?} is not none, copy or copyall"))),
         };
         let x509_extensions = ca.get("x509_extensions").filter(|v| !v.is_empty());

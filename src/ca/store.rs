@@ -452,10 +452,6 @@ impl Locked<'_> {
             .is_some_and(|s| self.view().revoked.contains(&self.store.hasher.hash_one(&s)))
     }
 
-    pub fn record_count(&self) -> usize {
-        self.view().records
-    }
-
     /// Reserves the next serial and makes the reservation durable before returning it:
     /// the serial file is rewritten (write-new, fsync, rename, fsync directory), the
     /// number is never behind the highest serial in index.txt, and a serial that already

@@ -3,7 +3,7 @@
 //! reaches the signer. The subject of a CSR is ignored: getacert builds its own.
 
 use base64::Engine;
-use openssl::pkey::{Id, PKey, Public};
+use openssl::pkey::{PKey, Public};
 use openssl::x509::X509Req;
 
 use super::der;
@@ -20,8 +20,6 @@ pub struct PublicKeyRequest {
     pub kind: Kind,
     pub public_key: PKey<Public>,
     pub challenge: Option<String>,
-    /// subjectAltName extension of a CSR, DER, for `copy_extensions`.
-    pub subject_alt_name: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +85,6 @@ impl PublicKeyRequest {
                 kind: Kind::Spkac,
                 public_key,
                 challenge: signed.challenge.map(|c| String::from_utf8_lossy(c).into_owned()),
-                subject_alt_name: None,
             });
         }
         let spkac = spkac_from_der(&der).map_err(|_| RequestError::NotSpkac)?;
@@ -98,7 +95,6 @@ impl PublicKeyRequest {
             kind: Kind::Spkac,
             public_key: spkac.public_key,
             challenge: Some(String::from_utf8_lossy(&spkac.challenge).into_owned()),
-            subject_alt_name: None,
         })
     }
 
@@ -130,7 +126,6 @@ impl PublicKeyRequest {
                 kind: Kind::Csr,
                 public_key,
                 challenge: None,
-                subject_alt_name: None,
             });
         }
         let req = X509Req::from_der(&der).map_err(|_| RequestError::NotCsr)?;
@@ -142,12 +137,7 @@ impl PublicKeyRequest {
             kind: Kind::Csr,
             public_key,
             challenge: None,
-            subject_alt_name: None,
         })
-    }
-
-    pub fn key_id(&self) -> Id {
-        self.public_key.id()
     }
 }
 
