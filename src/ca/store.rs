@@ -123,6 +123,56 @@ pub struct Store {
     /// index.txt open for appending, with the (device, inode) it was opened at; opened
     /// again when `openssl ca` replaced the file.
     append_file: Mutex<Option<(u64, u64, Arc<File>)>>,
+    /// Shares one fsync of newcerts/ among enrollments that created their files at the
+    /// same time.
+    newcerts_sync: GroupSync,
+}
+
+/// Group commit for a directory fsync: a caller whose file already exists needs a sync
+/// that *starts* after its call; callers that arrive while one runs share the next.
+#[derive(Default)]
+struct GroupSync {
+    state: Mutex<SyncState>,
+    done_cv: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct SyncState {
+    /// Generation the next sync to start will have.
+    next: u64,
+    /// One past the newest generation that completed.
+    done: u64,
+    running: bool,
+}
+
+impl GroupSync {
+    fn sync(&self, dir: &Path) -> Result<(), StoreError> {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let needed = s.next;
+        loop {
+            if s.done > needed {
+                return Ok(());
+            }
+            if s.running {
+                s = self.done_cv.wait(s).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            s.running = true;
+            let generation = s.next;
+            s.next += 1;
+            drop(s);
+            let result = fsync_dir(dir);
+            s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            s.running = false;
+            if result.is_ok() {
+                s.done = s.done.max(generation + 1);
+            }
+            self.done_cv.notify_all();
+            if generation >= needed {
+                return result;
+            }
+        }
+    }
 }
 
 /// A held lock: the only way to read the view or change the database.
@@ -153,6 +203,7 @@ impl Store {
             reserved: Mutex::new(std::collections::VecDeque::new()),
             lock_file: Mutex::new(None),
             append_file: Mutex::new(None),
+            newcerts_sync: GroupSync::default(),
         }
     }
 
@@ -239,7 +290,7 @@ impl Store {
             .map_err(|e| StoreError::io(&path, "create", e))?;
         f.write_all(pem).map_err(|e| StoreError::io(&path, "write", e))?;
         f.sync_all().map_err(|e| StoreError::io(&path, "fsync", e))?;
-        fsync_dir(&self.paths.new_certs_dir)?;
+        self.newcerts_sync.sync(&self.paths.new_certs_dir)?;
         Ok(path)
     }
 
@@ -641,5 +692,35 @@ impl Locked<'_> {
     /// Replaces a small file in the CA directory durably (crlnumber, the CRL, codes).
     pub fn replace_file(&self, path: &Path, content: &[u8]) -> Result<(), StoreError> {
         write_durably(path, content)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Many threads syncing one directory at once all return, each after a sync that
+    /// began after its call, and they share syncs rather than queue one each.
+    #[test]
+    fn group_sync_shares_and_never_deadlocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let sync = Arc::new(GroupSync::default());
+        let threads: Vec<_> = (0..16)
+            .map(|_| {
+                let (sync, path) = (sync.clone(), dir.path().to_path_buf());
+                std::thread::spawn(move || {
+                    for _ in 0..20 {
+                        sync.sync(&path).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let s = sync.state.lock().unwrap();
+        assert!(!s.running);
+        assert_eq!(s.done, s.next, "every started sync completed");
+        assert!(s.next <= 320, "{} syncs for 320 calls", s.next);
     }
 }
