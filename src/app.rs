@@ -218,6 +218,28 @@ pub struct App {
     user_limiter: Limiter,
 }
 
+/// Why a username may be given this certificate (the audit log says which).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Grant {
+    /// Nobody holds a valid certificate or a live code for it.
+    NewUsername,
+    /// The request presents a valid certificate of this username.
+    ClientCertificate,
+    AddDeviceCode,
+    RecoveryCode,
+}
+
+impl Grant {
+    fn words(self) -> &'static str {
+        match self {
+            Grant::NewUsername => "new username",
+            Grant::ClientCertificate => "client certificate",
+            Grant::AddDeviceCode => "add-device code",
+            Grant::RecoveryCode => "recovery code",
+        }
+    }
+}
+
 /// A signed-in user: the username and the serial of the certificate they presented.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
@@ -585,9 +607,9 @@ impl App {
         let t = now();
         let mut locked = self.store.lock()?;
         let mut how = if proven.is_some() {
-            "client certificate"
+            Grant::ClientCertificate
         } else {
-            "new username"
+            Grant::NewUsername
         };
         let codes_path = codes::path_beside(&cfg.paths.database);
         if proven.is_none()
@@ -599,8 +621,8 @@ impl App {
             };
             let path = codes_path;
             match codes::redeem(&locked, &path, &self.secret, username.as_str(), code, t)? {
-                Redeemed::Accepted(CodeKind::AddDevice) => how = "add-device code",
-                Redeemed::Accepted(CodeKind::Recovery) => how = "recovery code",
+                Redeemed::Accepted(CodeKind::AddDevice) => how = Grant::AddDeviceCode,
+                Redeemed::Accepted(CodeKind::Recovery) => how = Grant::RecoveryCode,
                 Redeemed::Wrong | Redeemed::NoCode => {
                     log::warn!(
                         target: "audit",
@@ -636,7 +658,7 @@ impl App {
             .map_err(|e| Refusal::Internal(e.to_string()))?;
         let cert_file = self.store.write_cert(&serial, &pem)?;
         let mut locked = self.store.lock()?;
-        let lost = if how == "new username" && locked.username_taken(username.as_str(), t) {
+        let lost = if how == Grant::NewUsername && locked.username_taken(username.as_str(), t) {
             Some(Refusal::UsernameTaken(username.as_str().to_string()))
         } else if locked.subject_taken(&subject_line, t) {
             Some(Refusal::SubjectTaken)
@@ -677,7 +699,7 @@ impl App {
                 Kind::Spkac => "spkac",
                 Kind::Csr => "csr",
             },
-            how,
+            how.words(),
             remote(req),
             if renew && proven.is_some() { " (renewal: the old certificate is revoked)" } else { "" }
         );
