@@ -74,7 +74,12 @@ fn ca_cert(key: &PKey<Private>, opts: &InitOptions) -> Result<X509, openssl::err
     b.set_serial_number(&serial)?;
     b.set_subject_name(&name)?;
     b.set_issuer_name(&name)?;
-    let (from, until) = (Asn1Time::days_from_now(0)?, Asn1Time::days_from_now(opts.days)?);
+    // notBefore a few minutes back, like issued certificates (see NOT_BEFORE_SLACK).
+    let back = crate::app::now() - crate::ca::sign::NOT_BEFORE_SLACK;
+    let (from, until) = (
+        Asn1Time::from_unix(back as libc::time_t)?,
+        Asn1Time::days_from_now(opts.days)?,
+    );
     b.set_not_before(&from)?;
     b.set_not_after(&until)?;
     b.set_pubkey(key)?;

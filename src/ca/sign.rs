@@ -204,13 +204,19 @@ fn legacy_key(key: &PKeyRef<Public>) -> Result<PKey<Public>, ErrorStack> {
     }
 }
 
+/// notBefore is set this many seconds in the past, so a verifier whose clock is a little
+/// behind the CA's (or a VM clock stepped back) does not see a new certificate as "not
+/// yet valid". notAfter still counts from now.
+pub const NOT_BEFORE_SLACK: i64 = 300;
+
 /// What an issued certificate looks like on the wire and in index.txt.
 pub struct Issued {
     pub cert: X509,
     pub record: Record,
 }
 
-/// Builds and signs a client certificate: v3, the given serial, valid from `now` for
+/// Builds and signs a client certificate: v3, the given serial, valid from `now` (less
+/// [`NOT_BEFORE_SLACK`]) for
 /// `config.days`, with either the ca.conf `x509_extensions` section (applied by OpenSSL
 /// as `openssl ca` applies it) or getacert's profile: basicConstraints CA:FALSE
 /// (critical), keyUsage digitalSignature (+ keyEncipherment for RSA), extendedKeyUsage
@@ -235,7 +241,7 @@ pub fn issue(
     b.set_subject_name(subject)?;
     b.set_issuer_name(ca.cert.subject_name())?;
     let (from, until) = (
-        Asn1Time::from_unix(now as libc::time_t)?,
+        Asn1Time::from_unix((now - NOT_BEFORE_SLACK) as libc::time_t)?,
         Asn1Time::from_str(&not_after)?,
     );
     b.set_not_before(&from)?;
