@@ -302,7 +302,7 @@ pub fn check(config_path: &Path) -> Report {
         )),
     }
     if problems.is_empty()
-        && let Err(e) = App::new(config)
+        && let Err(e) = App::validate(&config)
     {
         problems.push(e.to_string());
     }

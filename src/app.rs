@@ -284,21 +284,20 @@ pub fn now() -> i64 {
 
 impl App {
     /// Loads the CA and the secret and proves the config can build a subject.
-    pub fn new(config: Config) -> Result<App, StartError> {
-        let ca = Ca::load(&config).map_err(|e| StartError(e.to_string()))?;
-        let probe = Username::parse(
-            "probe",
-            &regex::Regex::new(".*").map_err(|e| StartError(e.to_string()))?,
-            false,
-        )
-        .map_err(|e| StartError(format!("{e:?}")))?;
+    /// Loads the CA and proves the config can build a subject; writes nothing (so
+    /// `check`, run as any user, leaves the directory as it found it).
+    pub fn validate(config: &Config) -> Result<Ca, StartError> {
+        let ca = Ca::load(config).map_err(|e| StartError(e.to_string()))?;
         let email = Email::parse("probe@example.org");
-        match sign::build_subject(&config, &ca.cert, &probe, email.as_ref()) {
-            Ok(_) | Err(SubjectError::EmailRequired) => {}
-            Err(SubjectError::Config(e)) => {
-                return Err(StartError(format!("{}: {e}", config.file.display())));
-            }
+        match sign::build_subject(config, &ca.cert, &Username::config_probe(), email.as_ref()) {
+            Ok(_) | Err(SubjectError::EmailRequired) => Ok(ca),
+            Err(SubjectError::Config(e)) => Err(StartError(format!("{}: {e}", config.file.display()))),
         }
+    }
+
+    /// [`App::validate`], then the token secret (created on first use).
+    pub fn new(config: Config) -> Result<App, StartError> {
+        let ca = Self::validate(&config)?;
         let secret = token::load_or_create_secret(&config.paths.secret_file)
             .map_err(|e| StartError(format!("{}: {e}", config.paths.secret_file.display())))?;
         if let Some(note) = &config.digest_note {

@@ -48,6 +48,12 @@ impl Username {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// A fixed name for proving at start-up that the configuration can build a subject;
+    /// never used for a certificate.
+    pub(crate) fn config_probe() -> Username {
+        Username("probe".to_string())
+    }
 }
 
 /// An email address that passed a conservative check (ASCII, one `@`, a dotted domain,
