@@ -57,6 +57,9 @@ pub enum Refusal {
     Busy(String),
     /// A fault on our side; the detail goes to the log only.
     Internal(String),
+    /// The web server gave up on the request before anything was recorded: nobody reads
+    /// this answer, and nothing was issued.
+    Abandoned,
 }
 
 impl Refusal {
@@ -80,7 +83,7 @@ impl Refusal {
             Refusal::CrossSite | Refusal::BadCode | Refusal::NotSignedIn | Refusal::NotYourDevice => 403,
             Refusal::RateLimited(_) => 429,
             Refusal::UsernameTaken(_) | Refusal::SubjectTaken => 409,
-            Refusal::Busy(_) => 503,
+            Refusal::Busy(_) | Refusal::Abandoned => 503,
             Refusal::Internal(_) => 500,
         }
     }
@@ -189,7 +192,9 @@ impl fmt::Display for Refusal {
             ),
             Refusal::NotYourDevice => write!(f, "That certificate is not one of your devices."),
             Refusal::UnknownAction(a) => write!(f, "Unknown action {a:?}."),
-            Refusal::Busy(_) => write!(f, "The server is busy. Please try again in a few seconds."),
+            Refusal::Busy(_) | Refusal::Abandoned => {
+                write!(f, "The server is busy. Please try again in a few seconds.")
+            }
             Refusal::Internal(_) => write!(
                 f,
                 "Something went wrong on the server. The administrator can find the details in the log."
@@ -603,6 +608,9 @@ impl App {
             .as_ref()
             .filter(|id| id.username.eq_ignore_ascii_case(username.as_str()));
 
+        if req.abandoned.is_set() {
+            return Err(Refusal::Abandoned);
+        }
         let t = now();
         let mut locked = self.store.lock()?;
         let mut how = if proven.is_some() {
@@ -657,7 +665,11 @@ impl App {
             .map_err(|e| Refusal::Internal(e.to_string()))?;
         let cert_file = self.store.write_cert(&serial, &pem)?;
         let mut locked = self.store.lock()?;
-        let lost = if how == Grant::NewUsername && locked.username_taken(username.as_str(), t) {
+        // The last moment a request the web server gave up on can leave no trace: after
+        // this the certificate is recorded and answered, whoever still listens.
+        let lost = if req.abandoned.is_set() {
+            Some(Refusal::Abandoned)
+        } else if how == Grant::NewUsername && locked.username_taken(username.as_str(), t) {
             Some(Refusal::UsernameTaken(username.as_str().to_string()))
         } else if locked.subject_taken(&subject_line, t) {
             Some(Refusal::SubjectTaken)
@@ -726,6 +738,9 @@ impl App {
         match r {
             Refusal::Internal(detail) => log::error!("request from {remote} failed: {detail}"),
             Refusal::Busy(detail) => log::warn!("request from {remote} answered 503: {detail}"),
+            Refusal::Abandoned => log::warn!(
+                "request from {remote} dropped before it was recorded: the web server gave up on it"
+            ),
             _ => log::info!(target: "audit", "refused status={status} remote={remote} reason={r}"),
         }
         let message = r.to_string();

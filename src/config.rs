@@ -135,6 +135,10 @@ pub struct Config {
     pub socket_mode: u32,
     pub socket_group: Option<String>,
     pub workers: usize,
+    /// Complete requests that may wait for a worker (more: 503 at once).
+    pub queue: usize,
+    /// How long a request's params and body may take to arrive, and to wait for a worker.
+    pub request_timeout: Duration,
     pub lock_timeout: Duration,
     pub auth_url: String,
     /// Enrollments and account actions per client address.
@@ -221,7 +225,21 @@ pub const GETACERT_KEYS: &[(&str, &str, &str)] = &[
         "(none)",
         "group of the unix socket, e.g. www-data",
     ),
-    ("workers", "4", "FastCGI worker threads"),
+    (
+        "workers",
+        "4",
+        "FastCGI worker threads (they sign; connections need none)",
+    ),
+    (
+        "queue",
+        "64",
+        "complete requests that may wait for a worker; one more is answered 503 at once",
+    ),
+    (
+        "request_timeout",
+        "15",
+        "seconds a request's params and body may take to arrive (and to wait for a worker)",
+    ),
     (
         "lock_timeout",
         "10",
@@ -547,6 +565,14 @@ impl Config {
         if !(1..=256).contains(&workers) {
             return Err(ga.err("workers", "must be between 1 and 256"));
         }
+        let queue = ga.number("queue", 64usize)?;
+        if !(1..=65536).contains(&queue) {
+            return Err(ga.err("queue", "must be between 1 and 65536"));
+        }
+        let request_timeout = ga.number("request_timeout", 15u64)?;
+        if !(1..=3600).contains(&request_timeout) {
+            return Err(ga.err("request_timeout", "must be between 1 and 3600 seconds"));
+        }
         let max_body = ga.number("max_body", 65536usize)?;
         if !(1024..=16 << 20).contains(&max_body) {
             return Err(ga.err("max_body", "must be between 1024 and 16777216"));
@@ -593,6 +619,8 @@ impl Config {
             socket_mode,
             socket_group: get_ga("socket_group").filter(|v| !v.is_empty()),
             workers,
+            queue,
+            request_timeout: Duration::from_secs(request_timeout),
             lock_timeout: Duration::from_secs(ga.number("lock_timeout", 10u64)?),
             auth_url: get_ga("auth_url").unwrap_or_else(|| "/auth/".into()),
             address_rate,

@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -74,7 +73,7 @@ enum Command {
         /// FCGI_WEB_SERVER_ADDRS to the web server's address(es).
         #[arg(long, value_name = "ADDRESS")]
         listen: Option<String>,
-        /// Worker threads (each serves one web server connection at a time).
+        /// Worker threads that sign (connections are served without one each).
         #[arg(long)]
         workers: Option<usize>,
         /// Log to stderr instead of syslog.
@@ -170,8 +169,11 @@ fn serve(
     };
     let opts = server::ServeOptions {
         workers: workers.unwrap_or(app.config.workers),
+        queue: app.config.queue,
+        max_conns: server::MAX_CONNS,
         max_body: app.config.max_body,
-        read_timeout: Duration::from_secs(30),
+        request_timeout: app.config.request_timeout,
+        idle_timeout: server::IDLE_TIMEOUT,
         web_server_addrs: server::ServeOptions::web_server_addrs_from_env()
             .map_err(|e| format!("FCGI_WEB_SERVER_ADDRS: {e}"))?,
     };

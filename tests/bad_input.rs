@@ -718,9 +718,18 @@ fn protocol_cases() -> Vec<(&'static str, Wire)> {
             ]);
             send(c, &raw::record(raw::GET_VALUES, 0, &asked));
             let answer = common::read_records(c, QUIET, |recs| !recs.is_empty());
+            // What the daemon really holds: connections up to 4096 (fewer when the
+            // descriptor limit it inherits is lower), requests = 4 workers + 64 queued.
+            let hard: usize = std::fs::read_to_string("/proc/self/limits")
+                .unwrap()
+                .lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(4)?.parse().ok())
+                .unwrap_or(65536);
+            let conns = 4096.min(hard.min(65536) - 64 - 16).to_string();
             let want = raw::pairs(&[
-                (b"FCGI_MAX_CONNS", b"4"),
-                (b"FCGI_MAX_REQS", b"4"),
+                (b"FCGI_MAX_CONNS", conns.as_bytes()),
+                (b"FCGI_MAX_REQS", b"68"),
                 (b"FCGI_MPXS_CONNS", b"0"),
             ]);
             assert_eq!(

@@ -103,6 +103,7 @@ mod tests {
             ],
             body: b"hello".to_vec(),
             body_too_large: false,
+            abandoned: Default::default(),
         });
         assert_eq!(out, expected.to_cgi_bytes());
         assert_eq!(rest, b"EXTRA");

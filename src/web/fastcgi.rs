@@ -10,13 +10,16 @@
 //! - only the RESPONDER role is served; any other role gets `FCGI_UNKNOWN_ROLE`;
 //! - one request at a time per connection (`FCGI_MPXS_CONNS = 0`): a second
 //!   `BEGIN_REQUEST` while one is being read gets `FCGI_CANT_MPX_CONN`;
-//! - `ABORT_REQUEST` ends the request at once, the handler is never asked;
+//! - `ABORT_REQUEST` ends the request at once, the handler is never asked; one for the
+//!   request already handed over (and not yet [`Connection::answered`]) becomes
+//!   [`Event::Abort`], so the caller can drop it before anything is signed;
 //! - records for a request id that is not being read are ignored;
 //! - the encoded parameters of one request may take at most [`Limits::max_params`]
 //!   bytes; more closes the connection (the web server answers 502): a web server that
 //!   sends that much is misconfigured or hostile, and no handler could answer it usefully;
-//! - a body over [`Limits::max_body`] is read and thrown away to its end, then handed over
-//!   as `body_too_large` so the handler answers 413.
+//! - a body over [`Limits::max_body`] is not read further: the request is handed over at
+//!   once as `body_too_large` (the handler answers 413) with `keep_conn` cleared, and the
+//!   connection is finished, so the rest of the body is never waited for.
 
 use super::{Request, Response};
 
@@ -212,8 +215,10 @@ pub struct Limits {
     pub max_params: usize,
     /// Largest body handed to the handler.
     pub max_body: usize,
-    /// Answered for `FCGI_MAX_CONNS` and `FCGI_MAX_REQS`: the number of workers.
+    /// Answered for `FCGI_MAX_CONNS`: the connections the daemon holds open at once.
     pub max_conns: usize,
+    /// Answered for `FCGI_MAX_REQS`: the requests it answers at once (workers + queue).
+    pub max_reqs: usize,
 }
 
 /// What the caller must do, in order.
@@ -231,6 +236,9 @@ pub enum Event {
     /// The web server asked to close the connection once a request ended (after
     /// ABORT_REQUEST or a refused role). Close it after sending what came before.
     Close,
+    /// ABORT_REQUEST for the request handed over in [`Event::Request`] and not yet
+    /// answered: drop it if it has not been acted on, and answer END_REQUEST.
+    Abort { id: u16 },
     /// The web server broke the protocol: close the connection.
     Violation(ProtocolError),
 }
@@ -253,6 +261,8 @@ pub struct Connection {
     limits: Limits,
     buf: Vec<u8>,
     active: Option<Active>,
+    /// The request handed over and not yet answered.
+    answering: Option<u16>,
     /// Nothing more is accepted: a close is due.
     finished: bool,
 }
@@ -263,8 +273,15 @@ impl Connection {
             limits,
             buf: Vec::new(),
             active: None,
+            answering: None,
             finished: false,
         }
+    }
+
+    /// The caller has answered (or dropped) the request handed over last: a later
+    /// ABORT_REQUEST for its id is ignored.
+    pub fn answered(&mut self) {
+        self.answering = None;
     }
 
     /// True while a request is partly read or bytes of a record are pending: an end of
@@ -328,6 +345,10 @@ impl Connection {
                 let keep_conn = self.active.take().is_some_and(|a| a.keep_conn);
                 self.end(id, REQUEST_COMPLETE, keep_conn, events);
             }
+            ABORT_REQUEST if self.answering == Some(id) => {
+                self.answering = None;
+                events.push(Event::Abort { id });
+            }
             PARAMS if active_id == Some(id) => self.on_params(content, events),
             STDIN if active_id == Some(id) => self.on_stdin(content, events),
             // DATA (FILTER role only), application-to-server types and records for a
@@ -346,11 +367,13 @@ impl Connection {
             return self.fail(ProtocolError::MalformedNameValuePairs { request_id: 0 }, events);
         };
         let conns = self.limits.max_conns.to_string();
+        let reqs = self.limits.max_reqs.to_string();
         let answers: Vec<(&[u8], &[u8])> = asked
             .iter()
             .filter_map(|(name, _)| {
                 let value: &[u8] = match name.as_slice() {
-                    b"FCGI_MAX_CONNS" | b"FCGI_MAX_REQS" => conns.as_bytes(),
+                    b"FCGI_MAX_CONNS" => conns.as_bytes(),
+                    b"FCGI_MAX_REQS" => reqs.as_bytes(),
                     b"FCGI_MPXS_CONNS" => b"0",
                     _ => return None,
                 };
@@ -408,9 +431,13 @@ impl Connection {
         };
         if content.is_empty() {
             active.stdin_done = true;
-        } else if active.body_too_large || active.body.len() + content.len() > max_body {
+        } else if active.body.len() + content.len() > max_body {
+            // Refused as it arrives: the rest is never read, so the connection ends
+            // with the answer.
             active.body_too_large = true;
             active.body = Vec::new();
+            active.stdin_done = true;
+            active.keep_conn = false;
         } else {
             active.body.extend_from_slice(content);
         }
@@ -434,6 +461,7 @@ impl Connection {
         };
         // After a request that closes the connection nothing more may come.
         self.finished = !active.keep_conn;
+        self.answering = Some(active.id);
         events.push(Event::Request {
             id: active.id,
             keep_conn: active.keep_conn,
@@ -441,6 +469,7 @@ impl Connection {
                 params,
                 body: active.body,
                 body_too_large: active.body_too_large,
+                abandoned: super::Abandoned::default(),
             },
         });
     }
@@ -465,6 +494,7 @@ mod tests {
         max_params: 1024,
         max_body: 16,
         max_conns: 4,
+        max_reqs: 3,
     };
 
     fn record(kind: u8, id: u16, content: &[u8]) -> Vec<u8> {
@@ -641,7 +671,7 @@ mod tests {
         let (conn, events) = feed(&record(GET_VALUES, 0, &asked));
         let answer = encode_pairs([
             (&b"FCGI_MAX_CONNS"[..], &b"4"[..]),
-            (b"FCGI_MAX_REQS", b"4"),
+            (b"FCGI_MAX_REQS", b"3"),
             (b"FCGI_MPXS_CONNS", b"0"),
         ]);
         assert_eq!(write_of(&events[0]), record(GET_VALUES_RESULT, 0, &answer));
@@ -815,29 +845,52 @@ mod tests {
     }
 
     #[test]
-    fn oversize_body_is_read_to_the_end_and_flagged() {
+    fn oversize_body_is_refused_as_it_arrives_and_the_connection_ends() {
         let at_limit = vec![b'a'; 16];
         let (_, events) = feed(&request(1, false, &at_limit));
         let req = request_of(&events[0]).2;
         assert_eq!((req.body.len(), req.body_too_large), (16, false));
 
-        let bytes = [
+        // The third record crosses the limit: the request is handed over then, without
+        // waiting for the end of STDIN, and nothing after it is read.
+        let head = [
             begin(1, ROLE_RESPONDER, FLAG_KEEP_CONN),
             params(1, &[]),
             record(STDIN, 1, &[b'a'; 10]),
-            record(STDIN, 1, &[b'b'; 10]),
+        ]
+        .concat();
+        let mut conn = Connection::new(LIMITS);
+        assert!(conn.feed(&head).is_empty());
+        let events = conn.feed(&record(STDIN, 1, &[b'b'; 10]));
+        assert_eq!(events.len(), 1, "{events:?}");
+        let (id, keep_conn, req) = request_of(&events[0]);
+        assert_eq!((id, keep_conn), (1, false), "the connection ends with the 413");
+        assert!(req.body_too_large && req.body.is_empty());
+        assert!(conn.is_finished());
+        let rest = [
             record(STDIN, 1, &[b'c'; 10]),
             record(STDIN, 1, &[]),
             request(2, false, b"ok"),
         ]
         .concat();
-        let (_, events) = feed(&bytes);
-        let req = request_of(&events[0]).2;
-        assert!(req.body_too_large && req.body.is_empty());
-        assert_eq!(
-            request_of(&events[1]).2.body,
-            b"ok",
-            "the next request is read normally"
+        assert!(conn.feed(&rest).is_empty());
+    }
+
+    #[test]
+    fn abort_for_the_request_being_answered_is_reported_once() {
+        let mut conn = Connection::new(LIMITS);
+        let events = conn.feed(&request(1, true, b"x"));
+        assert_eq!(request_of(&events[0]).0, 1);
+        let events = conn.feed(&record(ABORT_REQUEST, 1, &[]));
+        assert!(matches!(events[..], [Event::Abort { id: 1 }]), "{events:?}");
+        assert!(conn.feed(&record(ABORT_REQUEST, 1, &[])).is_empty(), "only once");
+
+        let events = conn.feed(&request(2, true, b"y"));
+        assert_eq!(request_of(&events[0]).0, 2);
+        conn.answered();
+        assert!(
+            conn.feed(&record(ABORT_REQUEST, 2, &[])).is_empty(),
+            "after the answer"
         );
     }
 

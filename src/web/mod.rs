@@ -5,9 +5,14 @@
 //! This module does not decide what an answer says: that is the [`Handler`]'s job.
 
 pub mod cgi;
+mod event_loop;
 pub mod fastcgi;
 pub mod page;
+mod pool;
 pub mod server;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// One request as the web server handed it over: CGI/FastCGI parameters kept as raw
 /// bytes (a non-UTF-8 value must not poison the others) and the body.
@@ -18,6 +23,31 @@ pub struct Request {
     /// The body was longer than the configured limit; `body` holds nothing useful and
     /// the handler must answer 413.
     pub body_too_large: bool,
+    /// Set by the front end once the web server has given up on this request.
+    pub abandoned: Abandoned,
+}
+
+/// Whether the web server has given up on a request (closed the connection, sent
+/// ABORT_REQUEST): the FastCGI daemon sets it from its event loop while a worker runs
+/// the handler, which checks it before it records anything. CGI never sets it.
+#[derive(Debug, Default, Clone)]
+pub struct Abandoned(Option<Arc<AtomicBool>>);
+
+impl Abandoned {
+    /// A flag that [`Abandoned::set`] on any clone raises for all.
+    pub fn new() -> Abandoned {
+        Abandoned(Some(Arc::new(AtomicBool::new(false))))
+    }
+
+    pub fn set(&self) {
+        if let Some(flag) = &self.0 {
+            flag.store(true, Ordering::Release);
+        }
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.0.as_ref().is_some_and(|f| f.load(Ordering::Acquire))
+    }
 }
 
 impl Request {

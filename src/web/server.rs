@@ -1,25 +1,22 @@
-//! The FastCGI daemon: binds or inherits the listening socket, runs a fixed pool of worker
-//! threads that each accept and serve one connection at a time (keep-alive included), and
-//! refuses TCP peers that `FCGI_WEB_SERVER_ADDRS` does not list.
+//! The FastCGI daemon's sockets: binds or inherits the listening socket, refuses TCP
+//! peers that `FCGI_WEB_SERVER_ADDRS` does not list (in `event_loop.rs`), and starts the
+//! event loop and the worker pool that serve it.
 //!
-//! It does not parse records (`fastcgi.rs` does) nor decide answers (the [`Handler`]
-//! does). A worker serves its connection to the end, so an idle keep-alive connection
-//! holds a worker until `read_timeout`: the web server should keep at most `workers`
-//! connections open (nginx `keepalive`, Apache `max=`), which is what `FCGI_MAX_CONNS`
-//! tells it.
+//! It does not parse records (`fastcgi.rs` does), drive connections (`event_loop.rs`)
+//! nor decide answers (the [`Handler`] does, on a worker of `pool.rs`). Connections cost
+//! no thread: one loop reads them all, and only complete requests reach the
+//! `workers` threads, through a queue of `queue` places.
 
 use std::fs;
-use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::io;
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::thread;
 use std::time::Duration;
 
-use super::fastcgi::{self, Connection, Event, Limits};
 use super::{Handler, Request, Response};
 use crate::ffi::sock;
 
@@ -41,15 +38,28 @@ pub enum Listen {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServeOptions {
-    /// Worker threads, each serving one connection at a time (at least 1).
+    /// Worker threads that run the handler (at least 1).
     pub workers: usize,
-    /// Largest request body handed to the handler; longer ones get `body_too_large`.
+    /// Complete requests that may wait for a worker; one more is answered 503 at once.
+    pub queue: usize,
+    /// Connections held open at once (idle keep-alive ones included).
+    pub max_conns: usize,
+    /// Largest request body handed to the handler; a longer one is answered 413 as soon
+    /// as it crosses the limit.
     pub max_body: usize,
-    /// How long one read or write may wait; zero means forever.
-    pub read_timeout: Duration,
+    /// How long a request (params and body) may take to arrive, from its first byte;
+    /// also how long a complete one may wait for a worker.
+    pub request_timeout: Duration,
+    /// How long a connection with nothing going on is kept.
+    pub idle_timeout: Duration,
     /// TCP peers allowed to connect; `None`: any. Not applied to Unix sockets.
     pub web_server_addrs: Option<Vec<IpAddr>>,
 }
+
+/// Connections held open at once, at most (fewer when the descriptor limit is lower).
+pub const MAX_CONNS: usize = 4096;
+/// How long an idle connection is kept.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl ServeOptions {
     /// `FCGI_WEB_SERVER_ADDRS` from the environment (libfcgi's variable: a comma-separated
@@ -102,23 +112,6 @@ impl Listener {
             Listener::Tcp(l) => l.local_addr().ok(),
             Listener::Unix(_) => None,
         }
-    }
-
-    fn try_clone(&self) -> io::Result<Listener> {
-        Ok(match self {
-            Listener::Unix(l) => Listener::Unix(l.try_clone()?),
-            Listener::Tcp(l) => Listener::Tcp(l.try_clone()?),
-        })
-    }
-
-    fn accept(&self) -> io::Result<(Stream, Option<SocketAddr>)> {
-        Ok(match self {
-            Listener::Unix(l) => (Stream::Unix(l.accept()?.0), None),
-            Listener::Tcp(l) => {
-                let (stream, peer) = l.accept()?;
-                (Stream::Tcp(stream), Some(peer))
-            }
-        })
     }
 }
 
@@ -178,145 +171,36 @@ fn bind_unix(path: &Path, mode: u32, group: Option<&str>) -> io::Result<Listener
     Ok(Listener::Unix(listener))
 }
 
-/// Binds `listen` and serves it forever; see [`serve_on`].
-pub fn serve(listen: Listen, opts: ServeOptions, handler: Arc<dyn Handler>) -> io::Result<()> {
+/// Binds `listen` and serves it until SIGTERM or SIGINT; see [`serve_on`].
+pub fn serve(listen: Listen, mut opts: ServeOptions, handler: Arc<dyn Handler>) -> io::Result<()> {
     let listener = bind(&listen)?;
+    // Each connection is a descriptor: lift the soft limit to the hard one, and hold no
+    // more connections than it leaves room for (files, the workers' own descriptors).
+    let limit = sock::raise_open_files_limit()?;
+    let room = usize::try_from(limit)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(64 + 4 * opts.workers);
+    opts.max_conns = opts.max_conns.min(room).max(1);
     log::info!(
-        "serving FastCGI on {listen:?} with {} workers",
-        opts.workers.max(1)
+        "serving FastCGI on {listen:?}: {} workers, queue {}, up to {} connections, requests \
+         must arrive within {} s",
+        opts.workers.max(1),
+        opts.queue,
+        opts.max_conns,
+        opts.request_timeout.as_secs()
     );
-    serve_on(listener, opts, handler)
+    run(listener, matches!(listen, Listen::Inherited), opts, handler)
 }
 
-/// Serves FastCGI on `listener` with `opts.workers` threads. Returns only when every
-/// worker met an accept error that retrying cannot cure (the first such error).
+/// Serves FastCGI on `listener` (one this process bound) until SIGTERM or SIGINT; then
+/// stops accepting, answers what it has read, and returns `Ok`. `Err`: the event loop
+/// itself failed.
 pub fn serve_on(listener: Listener, opts: ServeOptions, handler: Arc<dyn Handler>) -> io::Result<()> {
-    let opts = Arc::new(opts);
-    let workers = (0..opts.workers.max(1))
-        .map(|i| {
-            let (listener, opts, handler) = (listener.try_clone()?, opts.clone(), handler.clone());
-            thread::Builder::new()
-                .name(format!("fcgi-worker-{i}"))
-                .spawn(move || worker(&listener, &opts, &*handler))
-        })
-        .collect::<io::Result<Vec<_>>>()?;
-    let mut first_error = None;
-    for w in workers {
-        let result = w
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("worker thread panicked")));
-        if let Err(e) = result {
-            first_error.get_or_insert(e);
-        }
-    }
-    first_error.map_or(Ok(()), Err)
+    run(listener, false, opts, handler)
 }
 
-fn worker(listener: &Listener, opts: &ServeOptions, handler: &dyn Handler) -> io::Result<()> {
-    let limits = Limits {
-        max_params: fastcgi::DEFAULT_MAX_PARAMS,
-        max_body: opts.max_body,
-        max_conns: opts.workers.max(1),
-    };
-    let timeout = Some(opts.read_timeout).filter(|t| !t.is_zero());
-    let mut buf = vec![0; 64 * 1024];
-    loop {
-        let (stream, peer) = match listener.accept() {
-            Ok(accepted) => accepted,
-            Err(e) => match e.raw_os_error() {
-                Some(libc::EINTR | libc::ECONNABORTED | libc::EAGAIN | libc::EPROTO) => continue,
-                Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::EPERM) => {
-                    log::warn!("accept failed: {e}; retrying in 100 ms");
-                    thread::sleep(Duration::from_millis(100));
-                    continue;
-                }
-                _ => {
-                    log::error!("accept failed: {e}; this worker stops");
-                    return Err(e);
-                }
-            },
-        };
-        let peer_name = peer.map_or_else(|| "unix socket peer".to_string(), |p| p.to_string());
-        if let (Some(peer), Some(allowed)) = (peer, &opts.web_server_addrs)
-            && !allowed
-                .iter()
-                .any(|a| a.to_canonical() == peer.ip().to_canonical())
-        {
-            log::warn!("{peer_name}: not in FCGI_WEB_SERVER_ADDRS; connection closed");
-            continue;
-        }
-        if let Err(e) = stream.set_timeouts(timeout) {
-            log::warn!("{peer_name}: cannot set timeouts: {e}");
-            continue;
-        }
-        serve_connection(stream, &peer_name, limits, handler, &mut buf);
-    }
-}
-
-/// Serves one connection until it closes, breaks, times out or asks to be closed.
-fn serve_connection(
-    mut stream: impl Read + Write,
-    peer: &str,
-    limits: Limits,
-    handler: &dyn Handler,
-    buf: &mut [u8],
-) {
-    let mut conn = Connection::new(limits);
-    loop {
-        let n = match stream.read(buf) {
-            Ok(0) => {
-                if conn.mid_request() {
-                    log::warn!("{peer}: connection closed in the middle of a request");
-                }
-                return;
-            }
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if is_timeout(&e) && !conn.mid_request() => {
-                log::debug!("{peer}: idle connection timed out");
-                return;
-            }
-            Err(e) => {
-                log::warn!("{peer}: read failed: {e}");
-                return;
-            }
-        };
-        for event in conn.feed(buf.get(..n).unwrap_or_default()) {
-            let keep_going = match event {
-                Event::Write(bytes) => write(&mut stream, &bytes, peer),
-                Event::Request {
-                    id,
-                    keep_conn,
-                    request,
-                } => {
-                    let response = call_handler(handler, &request);
-                    write(&mut stream, &fastcgi::encode_response(id, &response), peer) && keep_conn
-                }
-                Event::Close => false,
-                Event::Violation(e) => {
-                    log::warn!("{peer}: {e}; connection closed");
-                    false
-                }
-            };
-            if !keep_going {
-                return;
-            }
-        }
-    }
-}
-
-fn write(stream: &mut impl Write, bytes: &[u8], peer: &str) -> bool {
-    match stream.write_all(bytes).and_then(|()| stream.flush()) {
-        Ok(()) => true,
-        Err(e) => {
-            log::warn!("{peer}: write failed: {e}");
-            false
-        }
-    }
-}
-
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+fn run(listener: Listener, inherited: bool, opts: ServeOptions, handler: Arc<dyn Handler>) -> io::Result<()> {
+    super::event_loop::run(listener, inherited, opts, handler)
 }
 
 /// Calls the handler; a panic becomes a logged 500 instead of taking the caller down.
@@ -331,53 +215,6 @@ pub fn call_handler(handler: &dyn Handler, request: &Request) -> Response {
     })
 }
 
-/// An accepted connection.
-enum Stream {
-    Unix(UnixStream),
-    Tcp(TcpStream),
-}
-
-impl Stream {
-    fn set_timeouts(&self, timeout: Option<Duration>) -> io::Result<()> {
-        match self {
-            Stream::Unix(s) => {
-                s.set_read_timeout(timeout)?;
-                s.set_write_timeout(timeout)
-            }
-            Stream::Tcp(s) => {
-                s.set_read_timeout(timeout)?;
-                s.set_write_timeout(timeout)?;
-                s.set_nodelay(true)
-            }
-        }
-    }
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Unix(s) => s.read(buf),
-            Stream::Tcp(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Unix(s) => s.write(buf),
-            Stream::Tcp(s) => s.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Stream::Unix(s) => s.flush(),
-            Stream::Tcp(s) => s.flush(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -385,8 +222,11 @@ mod tests {
         BEGIN_REQUEST, END_REQUEST, FLAG_KEEP_CONN, GET_VALUES, GET_VALUES_RESULT, PARAMS, ROLE_RESPONDER,
         STDIN, STDOUT, encode_pairs, encode_record, parse_record,
     };
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
     use std::os::fd::OwnedFd;
     use std::process::{Command, Stdio};
+    use std::thread;
     use std::time::Instant;
 
     /// Answers `METHOD body` (413 when too large); panics when asked to.
@@ -410,8 +250,11 @@ mod tests {
     fn options(workers: usize) -> ServeOptions {
         ServeOptions {
             workers,
+            queue: 8,
+            max_conns: 64,
             max_body: 100,
-            read_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(60),
             web_server_addrs: None,
         }
     }
@@ -598,11 +441,11 @@ mod tests {
     }
 
     #[test]
-    fn a_stalled_client_is_dropped_after_the_read_timeout() {
+    fn a_stalled_client_is_dropped_after_the_request_timeout() {
         let listener = bind(&Listen::Tcp("127.0.0.1:0".parse().unwrap())).unwrap();
         let addr = listener.tcp_addr().unwrap();
         let mut opts = options(1);
-        opts.read_timeout = Duration::from_millis(300);
+        opts.request_timeout = Duration::from_millis(300);
         start(listener, opts);
         let mut stalled = TcpStream::connect(addr).unwrap();
         stalled
@@ -631,7 +474,7 @@ mod tests {
     }
 
     #[test]
-    fn get_values_reports_the_worker_count() {
+    fn get_values_reports_the_connections_and_requests_really_held() {
         let listener = bind(&Listen::Tcp("127.0.0.1:0".parse().unwrap())).unwrap();
         let addr = listener.tcp_addr().unwrap();
         start(listener, options(3));
@@ -641,11 +484,12 @@ mod tests {
             &mut out,
             GET_VALUES,
             0,
-            &encode_pairs([(&b"FCGI_MAX_CONNS"[..], &b""[..])]),
+            &encode_pairs([(&b"FCGI_MAX_CONNS"[..], &b""[..]), (b"FCGI_MAX_REQS", b"")]),
         );
         stream.write_all(&out).unwrap();
         let mut expected = Vec::new();
-        let answer = encode_pairs([(&b"FCGI_MAX_CONNS"[..], &b"3"[..])]);
+        // 64 connections (options()), 3 workers + 8 queued requests.
+        let answer = encode_pairs([(&b"FCGI_MAX_CONNS"[..], &b"64"[..]), (b"FCGI_MAX_REQS", b"11")]);
         encode_record(&mut expected, GET_VALUES_RESULT, 0, &answer);
         let mut got = vec![0; expected.len()];
         stream.read_exact(&mut got).unwrap();
