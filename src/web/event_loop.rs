@@ -490,28 +490,25 @@ impl Loop {
             request,
             deadline: started + self.opts.request_timeout,
         };
-        match self.pool.try_push(job) {
-            true => {
-                self.outstanding += 1;
-                conn.in_flight = Some(InFlight { id, abandoned });
+        if self.pool.try_push(job) {
+            self.outstanding += 1;
+            conn.in_flight = Some(InFlight { id, abandoned });
+        } else {
+            conn.fcgi.answered();
+            conn.out
+                .extend_from_slice(&fastcgi::encode_response(id, &overload()));
+            if !keep_conn {
+                conn.closing = true;
             }
-            false => {
-                conn.fcgi.answered();
-                conn.out
-                    .extend_from_slice(&fastcgi::encode_response(id, &overload()));
-                if !keep_conn {
-                    conn.closing = true;
-                }
-                let peer = conn.peer;
-                let counters = &self.pool.counters;
-                let total = counters.refused.fetch_add(1, Ordering::Relaxed) + 1;
-                let queued = counters.queued.load(Ordering::Relaxed);
-                self.log_throttled(&format!(
-                    "{peer}: request {id} answered 503: the queue is full ({queued} waiting for \
-                     {} workers; {total} refused so far)",
-                    self.opts.workers
-                ));
-            }
+            let peer = conn.peer;
+            let counters = &self.pool.counters;
+            let total = counters.refused.fetch_add(1, Ordering::Relaxed) + 1;
+            let queued = counters.queued.load(Ordering::Relaxed);
+            self.log_throttled(&format!(
+                "{peer}: request {id} answered 503: the queue is full ({queued} waiting for \
+                 {} workers; {total} refused so far)",
+                self.opts.workers
+            ));
         }
     }
 

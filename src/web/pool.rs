@@ -200,7 +200,20 @@ fn answer(job: Job, handler: &dyn Handler, counters: &Counters) -> Done {
         (fastcgi::encode_response(id, &overload()), Some(503))
     } else {
         let response = call_handler(handler, &request);
-        (fastcgi::encode_response(id, &response), Some(response.status))
+        if request.abandoned.is_set() {
+            // Gone while it was handled: the handler refused it before recording unless
+            // it was past that point (then the status is 200 and the audit log has it).
+            log::warn!(
+                "{peer}: the web server gave up on request {id} while it was handled; its \
+                 answer (status {}) is not sent",
+                response.status
+            );
+            let mut out = Vec::new();
+            fastcgi::encode_end_request(&mut out, id, 0, REQUEST_COMPLETE);
+            (out, None)
+        } else {
+            (fastcgi::encode_response(id, &response), Some(response.status))
+        }
     };
     Done {
         conn,

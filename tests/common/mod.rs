@@ -950,6 +950,13 @@ impl Daemon {
         }
     }
 
+    /// SIGTERM, then wait up to `within` for it to exit; its exit status, or `None`
+    /// when it was still running then (it is then killed).
+    pub fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        terminate(&mut child, within)
+    }
+
     /// Starts it again on the same socket.
     pub fn restart(&mut self) {
         self.kill9();
@@ -970,6 +977,25 @@ impl Daemon {
     pub fn log_text(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
+}
+
+/// SIGTERM to `child`, then up to `within` for it to exit (killed after that: `None`).
+pub fn terminate(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success(), "kill -TERM {}", child.id());
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
 }
 
 impl Drop for Daemon {
