@@ -26,6 +26,19 @@ fn enrollment(username: &str) -> (common::ByteParams, Vec<u8>) {
     (common::byte_params(&req), req.body.clone())
 }
 
+/// BEGIN_REQUEST and the parameters of an enrollment for `username` as request 1: what
+/// a web server sends before the body. Returns the body still to send.
+fn send_head(c: &mut Conn, flags: u8, username: &str) -> Vec<u8> {
+    let (p, body) = enrollment(username);
+    let head = [
+        raw::begin(1, raw::RESPONDER, flags),
+        raw::params(1, &common::as_refs(&p)),
+    ]
+    .concat();
+    c.write_all(&head).unwrap();
+    body
+}
+
 /// Sends a whole enrollment as request `id` on `c`.
 fn send_enrollment(c: &mut Conn, id: u16, flags: u8, username: &str) {
     let (p, body) = enrollment(username);
@@ -99,13 +112,7 @@ fn slow_bodies_hold_no_worker_and_are_cut_off_at_the_request_timeout() {
             let mut c = daemon.front.connect().unwrap();
             let (stop, cut_off) = (stop.clone(), cut_off.clone());
             thread::spawn(move || {
-                let (p, body) = enrollment(&format!("slow{i}"));
-                let head = [
-                    raw::begin(1, raw::RESPONDER, 0),
-                    raw::params(1, &common::as_refs(&p)),
-                ]
-                .concat();
-                c.write_all(&head).unwrap();
+                let body = send_head(&mut c, 0, &format!("slow{i}"));
                 for byte in body {
                     if stop.load(Ordering::Relaxed) {
                         return;
@@ -157,10 +164,8 @@ fn a_body_over_max_body_is_answered_413_before_it_ends() {
     let ca = Ca::init();
     let daemon = Daemon::start(&ca, Listen::Unix, 2);
     let mut c = daemon.front.connect().unwrap();
-    let (p, _) = enrollment("big");
+    send_head(&mut c, raw::KEEP_CONN, "big");
     let bytes = [
-        raw::begin(1, raw::RESPONDER, raw::KEEP_CONN),
-        raw::params(1, &common::as_refs(&p)),
         raw::record(raw::STDIN, 1, &[b'a'; 60000]),
         raw::record(raw::STDIN, 1, &[b'b'; 10000]),
     ]
@@ -293,11 +298,14 @@ fn sigterm_stops_accepting_answers_what_was_accepted_and_exits_0() {
     thread::sleep(Duration::from_millis(300));
     let pid = daemon.pid();
     let waiter = thread::spawn(move || daemon.terminate(Duration::from_secs(20)));
-    thread::sleep(Duration::from_millis(300));
-    assert!(
-        std::os::unix::net::UnixStream::connect(&path).is_err(),
-        "pid {pid} still accepts after SIGTERM"
-    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::os::unix::net::UnixStream::connect(&path).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "pid {pid} still accepts 10 s after SIGTERM"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
     drop(lock);
     for c in &mut conns {
         let got = answer(c, 1, Duration::from_secs(15));
@@ -439,13 +447,7 @@ fn a_thousand_idle_and_a_hundred_slow_connections_do_not_delay_enrollments() {
     let mut slow: Vec<Conn> = (0..100)
         .map(|i| {
             let mut c = daemon.front.connect().unwrap();
-            let (p, _) = enrollment(&format!("slow{i}"));
-            let head = [
-                raw::begin(1, raw::RESPONDER, 0),
-                raw::params(1, &common::as_refs(&p)),
-            ]
-            .concat();
-            c.write_all(&head).unwrap();
+            send_head(&mut c, 0, &format!("slow{i}"));
             c
         })
         .collect();

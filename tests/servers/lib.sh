@@ -243,6 +243,8 @@ start_apache() {
 	render_site "$REPO/apache/$APACHE_GETACERT" "$T/apache/getacert.conf"
 	write_apache_main "$T/apache" "127.0.0.1:$PORT" "$T/www" "$T/run/php-fpm.sock" \
 		"$T/apache/site.conf" "$T/apache/getacert.conf"
+	# APACHE_EXTRA: more configuration lines for one test (modules, <Proxy> settings).
+	[ -z "${APACHE_EXTRA:-}" ] || printf '%s\n' "$APACHE_EXTRA" >>"$T/apache/httpd.conf"
 	APACHE=(apache2 -f "$T/apache/httpd.conf")
 	check "apache2 -t accepts the rendered ssl-clientauth.conf + $APACHE_GETACERT" "${APACHE[@]}" -t
 	"${APACHE[@]}" -k start >"$T/logs/apache.out" 2>&1 &&

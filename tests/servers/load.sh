@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2015
+# The daemon under the loads of issue 12, through real servers, with the shipped configs:
+# - Apache mod_proxy_fcgi (apache/getacert.conf) with Debian's mod_reqtimeout
+#   (bodies may trickle at 500 B/s): 50 POSTs sending 600 B/s do not delay other
+#   clients' enrollments (they held all 4 workers before);
+# - Apache with enablereuse=on, and nginx with fastcgi_keep_conn on + keepalive 32 and
+#   2 workers, at 64 concurrent clients: no answer but 200, no stall, and index.txt
+#   has exactly one line per certificate answered (before: 30 s stalls, 504s, and
+#   certificates issued for requests nginx had already given up on).
+# Bounds asserted are generous (the machine may be shared); the figures are printed.
+# LOAD_SECONDS (default 10) sets how long each 64-client run lasts.
+. "$(dirname "$0")/lib.sh"
+setup
+ensure_user_getacert
+getacert_bin
+[ -n "$BIN" ] || exit 1
+make_tls && make_ca getacert address_rate=off username_rate=off || exit 1
+install_www
+SOCK=$T/run/getacert/getacert.sock
+SECS=${LOAD_SECONDS:-10}
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/users/load.key" \
+	-subj /CN=ignored -out "$T/users/load.csr" 2>/dev/null
+mkdir -p "$T/load"
+
+# post NAME: one enrollment for NAME; prints "STATUS SECONDS".
+post() {
+	curl -s -o /dev/null --max-time 60 --cacert "$T/tls/server-ca.pem" -w '%{http_code} %{time_total}\n' \
+		--data-urlencode "username=$1" --data-urlencode "csr@$T/users/load.csr" "$(url /getacert.php)"
+}
+
+# load CLIENTS PREFIX: CLIENTS clients each enrolling PREFIX<client>x<n> in a loop for
+# $SECS seconds; their "STATUS SECONDS" lines go to $T/load/PREFIX.
+load() {
+	local n=$1 p=$2 i pids=()
+	local end=$((SECONDS + SECS))
+	for i in $(seq "$n"); do
+		(
+			j=0
+			while [ "$SECONDS" -lt "$end" ]; do
+				post "$p${i}x$j"
+				j=$((j + 1))
+			done >"$T/load/$p.$i"
+		) &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+	cat "$T/load/$p".* >"$T/load/$p"
+}
+
+# check_load PREFIX WHAT: every answer 200, none slower than 10 s (the old stalls were
+# 30 s), and index.txt holds exactly the certificates answered.
+check_load() {
+	local p=$1 what=$2 total bad slow stalls lines
+	total=$(wc -l <"$T/load/$p")
+	bad=$(awk '$1 != 200' "$T/load/$p" | wc -l)
+	slow=$(awk '$2 > 1' "$T/load/$p" | wc -l)
+	stalls=$(awk '$2 > 10' "$T/load/$p" | wc -l)
+	lines=$(grep -c "/CN=${p}[0-9]*x[0-9]*\$" "$CA/index.txt")
+	echo "# $what: $total enrollments in ${SECS} s, $bad not 200, $slow over 1 s, slowest $(sort -k2 -n "$T/load/$p" | tail -n1 | cut -d' ' -f2) s"
+	if [ "$total" -gt 0 ] && [ "$bad" -eq 0 ]; then ok "$what: all $total answers 200"; else
+		notok "$what: all answers 200" "$(awk '$1 != 200' "$T/load/$p" | sort | uniq -c | head)"; fi
+	if [ "$stalls" -eq 0 ]; then ok "$what: no answer took 10 s or more"; else
+		notok "$what: no answer took 10 s or more" "$stalls did"; fi
+	if [ "$lines" -eq "$total" ]; then ok "$what: index.txt lines ($lines) == certificates answered"; else
+		notok "$what: index.txt lines == certificates answered" "$lines lines for $total answers"; fi
+}
+
+# --- Apache: mod_proxy_fcgi + Debian's reqtimeout, slow bodies; then enablereuse=on --------
+PORT=$(free_port)
+start_php_fpm
+start_getacert_spawn "$SOCK" || exit 1
+APACHE_EXTRA="LoadModule reqtimeout_module /usr/lib/apache2/modules/mod_reqtimeout.so
+Include /etc/apache2/mods-available/reqtimeout.conf
+<Proxy \"fcgi://localhost/\" enablereuse=on max=64>
+</Proxy>"
+start_apache getacert.conf || exit 1
+check_grep "Debian's reqtimeout settings are loaded" /etc/apache2/mods-available/reqtimeout.conf 'body=.*minrate=500'
+
+# 50 form posts of 6000 bytes at 600 B/s: 10 s each, within reqtimeout's minimum rate.
+head -c 6000 /dev/zero | tr '\0' a >"$T/load/slow.body"
+slow_pids=()
+for i in $(seq 50); do
+	curl -s -o /dev/null --max-time 60 --cacert "$T/tls/server-ca.pem" --limit-rate 600 \
+		-H 'Content-Type: application/x-www-form-urlencoded' --data-binary "@$T/load/slow.body" \
+		-w '%{http_code}\n' "$(url /getacert.php)" >"$T/load/slow.$i" &
+	slow_pids+=($!)
+done
+sleep 2
+for i in $(seq 20); do post "during$i"; done >"$T/load/during"
+sort -k2 -n "$T/load/during" >"$T/load/during.sorted"
+echo "# Apache + reqtimeout, 50 slow POSTs open: 20 enrollments, median $(sed -n 10p "$T/load/during.sorted" | cut -d' ' -f2) s, slowest $(tail -n1 "$T/load/during.sorted" | cut -d' ' -f2) s"
+if [ "$(awk '$1 == 200' "$T/load/during" | wc -l)" -eq 20 ] && awk '$2 > 2 { exit 1 }' "$T/load/during"; then
+	ok "Apache + reqtimeout: 50 slow POSTs do not delay other enrollments (all 200, each under 2 s)"
+else
+	notok "Apache + reqtimeout: 50 slow POSTs do not delay other enrollments" "$(cat "$T/load/during")"
+fi
+wait "${slow_pids[@]}"
+# The slow bodies were not forms anyone can enroll with: refused, nothing issued.
+check_nogrep "the slow POSTs issued nothing and got no 5xx" <(cat "$T/load"/slow.[0-9]*) '^(200|5)'
+
+load 64 ar
+check_load ar "Apache enablereuse=on, 64 clients"
+stop_apache
+
+# --- nginx: fastcgi_keep_conn on, keepalive 32, 2 worker processes ------------------------------
+PORT=$(free_port)
+start_nginx || exit 1
+"${NGINX[@]}" -s stop
+sleep 1
+# The shipped location, pointed at an upstream with keep-alive connections.
+sed -i "s|fastcgi_pass unix:$SOCK;|fastcgi_pass getacert_keepalive; fastcgi_keep_conn on;|" "$T/nginx/site.conf"
+sed -i "1i upstream getacert_keepalive { server unix:$SOCK; keepalive 32; }" "$T/nginx/site.conf"
+sed -i 's/^worker_processes 1;/worker_processes 2;/; s/worker_connections 128;/worker_connections 1024;/' "$T/nginx/nginx.conf"
+check_grep "nginx uses the keep-alive upstream" "$T/nginx/site.conf" 'fastcgi_keep_conn on'
+"${NGINX[@]}" >"$T/logs/nginx.out" 2>&1 && wait_port "$PORT" || notok "nginx restarted" "$(cat "$T/logs/nginx.out")"
+load 64 nk
+check_load nk "nginx fastcgi_keep_conn + keepalive 32, 64 clients"
+check_nogrep "the daemon logged no stalled request" "$T/logs/getacert.log" 'not complete after|queue is full'
+exit 0
