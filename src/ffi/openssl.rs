@@ -67,11 +67,66 @@ pub fn nconf_load(path: &std::path::Path) -> Result<Conf, String> {
     if ok == 1 {
         return Ok(conf);
     }
-    let err = ErrorStack::get();
+    // Not ErrorStack::get(): it panics when the error's data (the offending text of the
+    // file) is not UTF-8 (found by fuzz/ ca_conf).
+    let err = error_queue_lossy();
     if eline > 0 {
         Err(format!("syntax error on line {eline}: {err}"))
     } else {
         Err(format!("cannot read it: {err}"))
+    }
+}
+
+/// Drains this thread's OpenSSL error queue into one line, whatever bytes it holds.
+fn error_queue_lossy() -> String {
+    let mut out = Vec::new();
+    loop {
+        let mut data: *const std::os::raw::c_char = std::ptr::null();
+        let mut flags: std::os::raw::c_int = 0;
+        // SAFETY: ERR_get_error_all writes only through the out-pointers it is given (the
+        // others are null); `data` then points into the queue entry, valid until the next
+        // ERR call on this thread, and is copied before that.
+        let code = unsafe {
+            sys::ERR_get_error_all(
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                &mut data,
+                &mut flags,
+            )
+        };
+        if code == 0 {
+            break;
+        }
+        let name = |p: *const std::os::raw::c_char| {
+            // SAFETY: OpenSSL returns null or a static NUL-terminated string.
+            (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+        };
+        // SAFETY: both look a code up in OpenSSL's static tables; no pointers passed.
+        let (lib, reason) = unsafe {
+            (
+                sys::ERR_lib_error_string(code),
+                sys::ERR_reason_error_string(code),
+            )
+        };
+        let text = format!(
+            "{}: {}",
+            name(lib).unwrap_or_else(|| "OpenSSL".into()),
+            name(reason).unwrap_or_else(|| format!("error {code:#x}"))
+        );
+        let detail = if !data.is_null() && flags & sys::ERR_TXT_STRING != 0 {
+            // SAFETY: with ERR_TXT_STRING, `data` is a NUL-terminated string (see above).
+            let d = unsafe { CStr::from_ptr(data) }.to_string_lossy().into_owned();
+            format!(" ({d})")
+        } else {
+            String::new()
+        };
+        out.push(format!("{text}{detail}"));
+    }
+    if out.is_empty() {
+        "unknown OpenSSL error".into()
+    } else {
+        out.join("; ")
     }
 }
 
