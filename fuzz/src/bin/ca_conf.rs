@@ -15,24 +15,11 @@ struct Base {
 fn base() -> &'static Base {
     static BASE: OnceLock<Base> = OnceLock::new();
     BASE.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ca = dir.path().join("ca");
-        getacert::admin::init(
-            &ca,
-            &getacert::admin::InitOptions {
-                cn: "fuzz CA".into(),
-                org: Some("Fuzz".into()),
-                country: None,
-                key: "ec:P-256".into(),
-                days: 30,
-            },
-        )
-        .expect("getacert init");
-        let conf = ca.join("ca.conf");
+        let (dir, conf) = getacert_fuzz::throwaway_ca();
         let text = std::fs::read(&conf).expect("read ca.conf");
         Base {
             _dir: dir,
-            conf: ca.join("fuzz.conf"),
+            conf: conf.with_file_name("fuzz.conf"),
             text,
         }
     })

@@ -11,20 +11,8 @@ use getacert::web::{Handler, Request};
 fn app() -> &'static App {
     static APP: OnceLock<(tempfile::TempDir, App)> = OnceLock::new();
     &APP.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ca = dir.path().join("ca");
-        getacert::admin::init(
-            &ca,
-            &getacert::admin::InitOptions {
-                cn: "fuzz CA".into(),
-                org: Some("Fuzz".into()),
-                country: None,
-                key: "ec:P-256".into(),
-                days: 30,
-            },
-        )
-        .expect("getacert init");
-        let config = Config::load(&ca.join("ca.conf")).expect("load ca.conf");
+        let (dir, conf) = getacert_fuzz::throwaway_ca();
+        let config = Config::load(&conf).expect("load ca.conf");
         (dir, App::new(config).expect("App::new"))
     })
     .1
