@@ -429,11 +429,17 @@ impl App {
         limiter.take(key, t).map_err(Refusal::RateLimited)
     }
 
+    /// The per-address rate limit, taken by every POST and by the signed-in account
+    /// page's GET (it reads the user's devices).
+    pub fn limit_address(&self, req: &Request) -> Result<(), Refusal> {
+        self.rate_limit(&format!("addr {}", remote(req)), false)
+    }
+
     fn post(&self, req: &Request) -> Result<Response, Refusal> {
         if req.body_too_large {
             return Err(Refusal::BodyTooLarge);
         }
-        self.rate_limit(&format!("addr {}", remote(req)), false)?;
+        self.limit_address(req)?;
         let form =
             Form::parse(req.param_str("CONTENT_TYPE").unwrap_or(""), &req.body).map_err(|e| match e {
                 FormError::UnsupportedType(t) => Refusal::UnsupportedMediaType(t),
@@ -732,7 +738,8 @@ impl App {
         ))
     }
 
-    fn refuse(&self, req: &Request, r: &Refusal) -> Response {
+    /// The answer to a refusal: status and headers from [`Refusal::status`], logged.
+    pub fn refuse(&self, req: &Request, r: &Refusal) -> Response {
         let status = r.status();
         let remote = remote(req);
         match r {

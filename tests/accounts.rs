@@ -986,6 +986,32 @@ fn address_rate_limit_fastcgi() {
     assert_eq!(reply.status, 200, "another address: {reply:?}");
 }
 
+/// Issue 12: "GETs are not rate-limited: ... enrollments behind three looping viewers
+/// take 1.3-3 s". The signed-in account page reads the user's devices: its GETs count
+/// against the address rate like posts. The anonymous enrollment page does not.
+#[test]
+fn account_page_gets_are_rate_limited_like_posts_fastcgi() {
+    let ca = Ca::init_with(&[]);
+    ca.append_getacert_settings("address_rate = 3/3600\nusername_rate = off\n");
+    let t = Target::new(&ca, Mode::Fcgi);
+    let dev = enroll_ok(&t, "alice", None, &[]);
+    for view in ["2nd", "3rd"] {
+        let reply = t.send(&dev.sign_in(HttpRequest::get()));
+        assert_eq!(
+            signed_in_as(&reply).as_deref(),
+            Some("alice"),
+            "{view}: {reply:?}"
+        );
+    }
+    let reply = refused(&t, "4th account page", &dev.sign_in(HttpRequest::get()), 429, &[]);
+    assert!(retry_after(&reply) >= 1, "{reply:?}");
+    let page = t.send(&HttpRequest::get());
+    assert!(
+        is_enrollment_page(&page),
+        "the enrollment page is not limited: {page:?}"
+    );
+}
+
 #[test]
 fn address_rate_limit_does_not_hold_across_cgi_processes() {
     let ca = Ca::init_with(&[]);

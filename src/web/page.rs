@@ -101,6 +101,9 @@ pub fn serve_get(app: &App, req: &Request) -> Response {
     if query_param(req, "enroll").is_none()
         && let Some(who) = who
     {
+        if let Err(refusal) = app.limit_address(req) {
+            return app.refuse(req, &refusal);
+        }
         let devices = app
             .store
             .lock()
