@@ -548,14 +548,7 @@ impl App {
         locked: &crate::ca::store::Locked<'_>,
         username: &str,
     ) -> Result<Vec<Record>, Refusal> {
-        let want = index::oneline_escape(username);
-        let mut mine: Vec<Record> = locked
-            .records()?
-            .into_iter()
-            .filter(|r| r.common_name().is_some_and(|cn| cn.eq_ignore_ascii_case(&want)))
-            .collect();
-        mine.reverse();
-        Ok(mine)
+        Ok(locked.user_records(username)?)
     }
 
     fn enroll(&self, req: &Request, form: &Form) -> Result<Response, Refusal> {

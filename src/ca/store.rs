@@ -102,7 +102,18 @@ struct View {
     /// Hashes of revoked serials.
     revoked: HashSet<u64>,
     max_serial: Option<String>,
+    /// Where each record's line starts in index.txt, in file order.
+    offsets: Vec<u64>,
+    /// For each record, the previous record (index into `offsets`) with the same
+    /// lower-cased CN, or `NO_RECORD`: with `last_of_user`, a per-user list that lets the
+    /// account page read only that user's lines.
+    prev_of_user: Vec<u32>,
+    /// Hash of the lower-cased escaped CN → its newest record, whatever its status.
+    last_of_user: HashMap<u64, u32>,
 }
+
+/// The end of a per-user list in the view.
+const NO_RECORD: u32 = u32::MAX;
 
 pub struct Store {
     paths: CaPaths,
@@ -297,7 +308,7 @@ impl Store {
     /// Every record of index.txt, in file order (for `list`, `check`, revocation).
     pub fn read_records(path: &Path) -> Result<Vec<Record>, StoreError> {
         let mut out = Vec::new();
-        for_each_line(path, 0, |n, line| {
+        for_each_line(path, 0, |n, _, line| {
             out.push(Record::parse(line).map_err(|err| StoreError::BadIndexLine {
                 path: path.to_path_buf(),
                 line: n,
@@ -315,7 +326,7 @@ impl Store {
 fn for_each_line(
     path: &Path,
     offset: u64,
-    mut f: impl FnMut(usize, &str) -> Result<(), StoreError>,
+    mut f: impl FnMut(usize, u64, &str) -> Result<(), StoreError>,
 ) -> Result<(u64, Option<Vec<u8>>), StoreError> {
     let mut file = File::open(path).map_err(|e| StoreError::io(path, "open", e))?;
     file.seek(SeekFrom::Start(offset))
@@ -336,6 +347,7 @@ fn for_each_line(
             return Ok((pos, Some(buf)));
         }
         n += 1;
+        let start = pos;
         pos += got as u64;
         let bytes = &buf[..buf.len() - 1];
         let line = match std::str::from_utf8(bytes) {
@@ -346,7 +358,7 @@ fn for_each_line(
         if line.is_empty() {
             continue;
         }
-        f(n, line)?;
+        f(n, start, line)?;
     }
 }
 
@@ -364,8 +376,16 @@ fn parent(path: &Path) -> &Path {
 }
 
 impl View {
-    fn add(&mut self, store: &Store, r: &Line<'_>) {
+    /// Adds the record whose line starts at byte `offset` of index.txt.
+    fn add(&mut self, store: &Store, offset: u64, r: &Line<'_>) {
         self.records += 1;
+        if let (Some(cn), Ok(idx)) = (r.common_name(), u32::try_from(self.offsets.len())) {
+            let prev = self.last_of_user.insert(store.user_key(cn), idx);
+            self.prev_of_user.push(prev.unwrap_or(NO_RECORD));
+        } else {
+            self.prev_of_user.push(NO_RECORD);
+        }
+        self.offsets.push(offset);
         match r.status {
             Status::Valid => {
                 let exp = r.expires_unix;
@@ -417,6 +437,8 @@ impl Locked<'_> {
                 ..View::default()
             };
             view.users.reserve(expected);
+            view.offsets.reserve(expected);
+            view.prev_of_user.reserve(expected);
             if store.unique_subject {
                 view.subjects.reserve(expected);
             }
@@ -428,13 +450,13 @@ impl Locked<'_> {
         if !fresh && meta.len() == view.len {
             return Ok(());
         }
-        let (end, torn) = for_each_line(path, view.len, |n, line| {
+        let (end, torn) = for_each_line(path, view.len, |n, start, line| {
             let r = Line::parse(line).map_err(|err| StoreError::BadIndexLine {
                 path: path.clone(),
                 line: n,
                 err,
             })?;
-            view.add(store, &r);
+            view.add(store, start, &r);
             Ok(())
         })?;
         view.len = end;
@@ -452,7 +474,7 @@ impl Locked<'_> {
                         .map_err(|e| StoreError::io(path, "seek", e))?;
                     f.write_all(b"\n")
                         .map_err(|e| StoreError::io(path, "repair", e))?;
-                    view.add(store, &r);
+                    view.add(store, end, &r);
                     view.len = end + tail.len() as u64 + 1;
                     log::warn!(
                         "{}: added the missing newline after the last record",
@@ -599,7 +621,7 @@ impl Locked<'_> {
         }
         if let Some(view) = self.view.as_mut() {
             if let Ok(parsed) = Line::parse(line.trim_end_matches('\n')) {
-                view.add(store, &parsed);
+                view.add(store, start, &parsed);
             }
             view.len += line.len() as u64;
         }
@@ -662,6 +684,54 @@ impl Locked<'_> {
     /// Every record, read from index.txt now (the view keeps only hashes).
     pub fn records(&self) -> Result<Vec<Record>, StoreError> {
         Store::read_records(&self.store.paths.database)
+    }
+
+    /// Every record whose CN is `username` (compared without regard to ASCII case), newest
+    /// first. Reads only those lines, found through the view's per-user list: the cost is
+    /// the user's devices, not the size of index.txt.
+    pub fn user_records(&self, username: &str) -> Result<Vec<Record>, StoreError> {
+        use std::os::unix::fs::FileExt;
+        let want = index::oneline_escape(username);
+        let view = self.view();
+        let path = &self.store.paths.database;
+        let mut idx = view
+            .last_of_user
+            .get(&self.store.user_key(&want))
+            .copied()
+            .unwrap_or(NO_RECORD);
+        let mut mine = Vec::new();
+        if idx == NO_RECORD {
+            return Ok(mine);
+        }
+        let file = File::open(path).map_err(|e| StoreError::io(path, "open", e))?;
+        let mut buf = vec![0u8; 4096];
+        while let (Some(&offset), Some(&prev)) = (
+            view.offsets.get(idx as usize),
+            view.prev_of_user.get(idx as usize),
+        ) {
+            let line = loop {
+                let n = file
+                    .read_at(&mut buf, offset)
+                    .map_err(|e| StoreError::io(path, "read", e))?;
+                let bytes = buf.get(..n).unwrap_or_default();
+                match bytes.iter().position(|&b| b == b'\n') {
+                    Some(end) => break bytes.get(..end).unwrap_or_default(),
+                    // A line longer than the buffer (records are far shorter): read more.
+                    None if n == buf.len() && buf.len() < 1 << 20 => buf.resize(buf.len() * 2, 0),
+                    None => break bytes,
+                }
+            };
+            let line = String::from_utf8_lossy(line);
+            let line = line.strip_suffix('\r').unwrap_or(&line);
+            // Another name with the same hash shares the list; it is skipped here.
+            if let Ok(r) = Record::parse(line)
+                && r.common_name().is_some_and(|cn| cn.eq_ignore_ascii_case(&want))
+            {
+                mine.push(r);
+            }
+            idx = prev;
+        }
+        Ok(mine)
     }
 
     /// Rewrites index.txt with `change` applied to every record, as `openssl ca -revoke`
