@@ -438,7 +438,7 @@ fn rss_kib(pid: u32) -> u64 {
 /// Issue 12's "done means": 1,000 idle connections and 100 slow-body connections (1 byte
 /// per second) open on the socket, and a valid enrollment is still answered fast.
 /// The bounds asserted here are generous (the machine is shared); the figures are
-/// printed, and `scripts/bench/slow-clients` measures them on their own.
+/// printed; `scripts/bench/slow-clients` runs it on the release build.
 #[test]
 fn a_thousand_idle_and_a_hundred_slow_connections_do_not_delay_enrollments() {
     let ca = Ca::init();
