@@ -87,4 +87,12 @@ leg_prefill() {
     local k=$(( (ROUND - 1) % ${#sizes[@]} )) n
     for n in "${sizes[@]:k}" "${sizes[@]:0:k}"; do prefill_leg "$n"; done
 }
+leg_php() {  # the article's own page under php-fpm, as printed and with flock
+    if leg_ready php /php/ "$W/ca-php/ca.conf"; then
+        point php16 /php/ 16 "$DUR" "$W/ca-php/ca.conf"
+    fi
+    if leg_ready phpflock /php-flock/ "$W/ca-phpflock/ca.conf"; then
+        point phpflock16 /php-flock/ 16 "$DUR" "$W/ca-phpflock/ca.conf"
+    fi
+}
 leg_ec() { daemon_leg ec "$W/ca-ecfast/ca.conf" ec1:1 ec16:16; }

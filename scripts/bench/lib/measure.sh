@@ -128,6 +128,10 @@ point() {
     rec_set R_ERR "$label" $(( ${R_ERR[$label]:-0} + err ))
     rec_set R_ISSUED "$label" $(( ${R_ISSUED[$label]:-0} + v1 - v0 ))
     [ "$cpu" = n/a ] || rec_list R_CPUMS "$label" "$cpu"
+    # correct certificates/s: 200 answers with a DER certificate whose serial no other
+    # answer of the point carries (the article's page, unlocked, hands out duplicates)
+    rec_list R_CORRECT "$label" "$(sed -n 's/^serial=//p' "$d/result" | sort | uniq -u | wc -l |
+        awk -v s="$(get duration_s)" '{ if (s > 0) printf "%.3f", $1 / s; else print "n/a" }')"
     sed -n 's/^serial=//p' "$d/result" >>"$(dirname "$conf")/bench-serials"
     echo "$conns" >>"$(dirname "$conf")/bench-conns"
     echo $(( $(get sockerr) )) >>"$(dirname "$conf")/bench-sockerr"

@@ -4,11 +4,12 @@
 # shellcheck shell=bash
 
 # ---------------------------------------------------------------- prerequisites
-for t in nginx fcgiwrap wrk openssl curl flock awk setsid; do
-    command -v "$t" >/dev/null 2>&1 || [ -x "/usr/sbin/$t" ] || die "$t not found"
+for t in nginx fcgiwrap wrk openssl curl flock awk setsid php-fpm; do
+    command -v "$t" >/dev/null 2>&1 || compgen -G "/usr/sbin/$t*" >/dev/null || die "$t not found"
 done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 FCGIWRAP=$(command -v fcgiwrap || echo /usr/sbin/fcgiwrap)
+PHPFPM=$(compgen -G '/usr/sbin/php-fpm*' | head -n 1 || command -v php-fpm)
 BIN_ID=""
 if [ "$article_only" = 0 ]; then
     [ -x "$BIN" ] || die "getacert binary $BIN not found (cargo build --release, or GETACERT=..., or --article-only)"
@@ -158,13 +159,17 @@ copy_ca() {
 # ---------------------------------------------------------------- nginx + fcgiwrap
 SOCK=$W/getacert.sock
 WRAPSOCK=$W/fcgiwrap.sock
+PHPSOCK=$W/php-fpm.sock
 mkdir -p "$W/nginx/logs" "$W/nginx/tmp"
 if [ "$article_only" = 0 ]; then
     copy_ca "$W/ca-rsa" "$W/ca-cgi"
 fi
 copy_ca "$W/ca-rsa" "$W/ca-article"
 copy_ca "$W/ca-rsa" "$W/ca-published"
+copy_ca "$W/ca-rsa" "$W/ca-php"
+copy_ca "$W/ca-rsa" "$W/ca-phpflock"
 cp "$here/article.cgi" "$W/article.cgi"
+cp "$here/article.php" "$W/article.php"
 chmod 755 "$W/article.cgi"
 
 params() {
@@ -242,8 +247,41 @@ $(params)
             fastcgi_param ARTICLE_TMP $W/tmp;
             fastcgi_pass unix:$WRAPSOCK;
         }
+        # 4. the article's own page, getacert.php, under php-fpm (as printed: no lock)
+        location = /php/ {
+$(params)
+            fastcgi_param SCRIPT_FILENAME $W/article.php;
+            fastcgi_param ARTICLE_CONF $W/ca-php/ca.conf;
+            fastcgi_param ARTICLE_DB $(conf_get "$W/ca-php/ca.conf" database);
+            fastcgi_param ARTICLE_TMP $W/tmp;
+            fastcgi_pass unix:$PHPSOCK;
+        }
+        # 4b. the same page with the obvious flock fix
+        location = /php-flock/ {
+$(params)
+            fastcgi_param SCRIPT_FILENAME $W/article.php;
+            fastcgi_param ARTICLE_CONF $W/ca-phpflock/ca.conf;
+            fastcgi_param ARTICLE_DB $(conf_get "$W/ca-phpflock/ca.conf" database);
+            fastcgi_param ARTICLE_FLOCK 1;
+            fastcgi_param ARTICLE_TMP $W/tmp;
+            fastcgi_pass unix:$PHPSOCK;
+        }
     }
 }
+EOF
+# php-fpm: as many children as fcgiwrap has, so both run 16 requests at once
+php_user=""
+[ "$(id -u)" = 0 ] && php_user=$'user = root\ngroup = root'
+cat >"$W/php-fpm.conf" <<EOF
+[global]
+error_log = $W/logs/php-fpm-error.log
+daemonize = no
+[article]
+$php_user
+listen = $PHPSOCK
+pm = static
+pm.max_children = $CGI_CHILDREN
+clear_env = no
 EOF
 mkdir -p "$W/www"
 
@@ -255,12 +293,17 @@ spawn "$W/logs/nginx.log" "$NGINX" -p "$W/nginx" -e "$W/nginx/logs/error.log" -c
 NGINX_PID=$SPAWNED
 spawn "$W/logs/fcgiwrap.log" "$FCGIWRAP" -f -c "$CGI_CHILDREN" -s "unix:$WRAPSOCK"
 FCGIWRAP_PID=$SPAWNED
+spawn "$W/logs/php-fpm.log" "$PHPFPM" -R -F -y "$W/php-fpm.conf"
+PHPFPM_PID=$SPAWNED
 for _ in $(seq 1 100); do
     [ -S "$WRAPSOCK" ] && curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$PORT/article/" && break
     sleep 0.05
 done
 kill -0 "$NGINX_PID" 2>/dev/null || { cat "$W/logs/nginx.log" "$W/nginx/logs/error.log" >&2; die "nginx did not start"; }
 kill -0 "$FCGIWRAP_PID" 2>/dev/null || { cat "$W/logs/fcgiwrap.log" >&2; die "fcgiwrap did not start"; }
+for _ in $(seq 1 100); do [ -S "$PHPSOCK" ] && break; sleep 0.05; done
+kill -0 "$PHPFPM_PID" 2>/dev/null && [ -S "$PHPSOCK" ] ||
+    { cat "$W/logs/php-fpm.log" "$W/logs/php-fpm-error.log" >&2 2>/dev/null; die "php-fpm did not start"; }
 log "nginx on 127.0.0.1:$PORT (pid $NGINX_PID), fcgiwrap -c $CGI_CHILDREN (pid $FCGIWRAP_PID)"
 
 URL=http://127.0.0.1:$PORT

@@ -114,4 +114,4 @@ replay() {
     done <"$1"
 }
 # The arrays a run fills (label -> values); see point, prefill_leg and check_leg.
-declare -gA R_RATE R_P50 R_P99 R_ERR R_OK R_CODES R_CPUMS R_ISSUED R_ANS C_SUMMARY S_START S_FIRST S_RSS S_CHECK S_READY
+declare -gA R_CORRECT R_RATE R_P50 R_P99 R_ERR R_OK R_CODES R_CPUMS R_ISSUED R_ANS C_SUMMARY S_START S_FIRST S_RSS S_CHECK S_READY
