@@ -7,6 +7,8 @@
 //! - a request (params and body) must arrive whole within `request_timeout` of its first
 //!   byte, else the connection is closed; a body over `max_body` is answered 413 as soon
 //!   as it crosses the limit (`fastcgi.rs`) and the connection ends with that answer;
+//! - a peer that leaves its answers unread for `request_timeout` (or more than 1 MiB of
+//!   them) is disconnected;
 //! - a connection with nothing going on is closed after `idle_timeout`, or earlier when
 //!   `max_conns` is reached and a new one arrives (the longest idle goes first);
 //! - complete requests go to the pool's bounded queue; when it is full the answer is 503
@@ -134,6 +136,8 @@ struct Conn {
     last_seen: Instant,
     in_flight: Option<InFlight>,
     pipelined: VecDeque<(u16, bool, Request, Instant)>,
+    /// Since when `out` has waited for the peer to read; `None` while writes go through.
+    write_blocked_since: Option<Instant>,
     /// Close once `out` is written.
     closing: bool,
     /// The write side is shut; reading and dropping input until the peer closes or this.
@@ -343,6 +347,7 @@ impl Loop {
                     last_seen: now,
                     in_flight: None,
                     pipelined: VecDeque::new(),
+                    write_blocked_since: None,
                     closing: false,
                     lingering_until: None,
                 },
@@ -547,7 +552,10 @@ impl Loop {
                 Ok(n) => {
                     conn.out.drain(..n);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    conn.write_blocked_since.get_or_insert_with(Instant::now);
+                    return;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     if conn.in_flight.is_none() && conn.lingering_until.is_none() {
@@ -557,6 +565,7 @@ impl Loop {
                 }
             }
         }
+        conn.write_blocked_since = None;
         let finished = conn.closing || conn.fcgi.is_finished();
         if finished && conn.in_flight.is_none() && conn.pipelined.is_empty() && conn.lingering_until.is_none()
         {
@@ -579,6 +588,16 @@ impl Loop {
                 if now >= until {
                     expired.push(*key);
                 }
+            } else if c
+                .write_blocked_since
+                .is_some_and(|s| now.duration_since(s) > timeout)
+            {
+                log::warn!(
+                    "{}: has not read its answer for {} s; connection closed",
+                    c.peer,
+                    timeout.as_secs()
+                );
+                expired.push(*key);
             } else if let Some(since) = c.reading_since.filter(|s| now.duration_since(*s) > timeout) {
                 let secs = now.duration_since(since).as_secs();
                 log::warn!(

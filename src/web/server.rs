@@ -460,6 +460,41 @@ mod tests {
         assert!(closed_at_once(&mut stalled));
     }
 
+    /// A peer that sends and never reads (here: GET_VALUES over and over) cannot make
+    /// the daemon buffer answers without end: it is disconnected.
+    #[test]
+    fn a_peer_that_never_reads_its_answers_is_disconnected() {
+        let listener = bind(&Listen::Tcp("127.0.0.1:0".parse().unwrap())).unwrap();
+        let addr = listener.tcp_addr().unwrap();
+        let mut opts = options(1);
+        opts.request_timeout = Duration::from_millis(500);
+        start(listener, opts);
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut record = Vec::new();
+        encode_record(
+            &mut record,
+            GET_VALUES,
+            0,
+            &encode_pairs([(&b"FCGI_MAX_CONNS"[..], &b""[..]), (b"FCGI_MAX_REQS", b"")]),
+        );
+        let burst = record.repeat(1000);
+        let started = Instant::now();
+        let cut = loop {
+            if let Err(e) = stream.write_all(&burst) {
+                break e;
+            }
+            assert!(started.elapsed() < Duration::from_secs(20), "still connected");
+        };
+        assert!(
+            matches!(
+                cut.kind(),
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+            ),
+            "{cut}"
+        );
+    }
+
     #[test]
     fn a_panicking_handler_gets_a_500_and_the_worker_lives_on() {
         let listener = bind(&Listen::Tcp("127.0.0.1:0".parse().unwrap())).unwrap();
