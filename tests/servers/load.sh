@@ -7,7 +7,9 @@
 # - Apache with enablereuse=on, and nginx with fastcgi_keep_conn on + keepalive 32 and
 #   2 workers, at 64 concurrent clients: no answer but 200, no stall, and index.txt
 #   has exactly one line per certificate answered (before: 30 s stalls, 504s, and
-#   certificates issued for requests nginx had already given up on).
+#   certificates issued for requests nginx had already given up on);
+# - nginx answering 504 while the enrollment waits for the lock: nothing is issued, and
+#   the user's retry is answered 200 (before: issued anyway, so the retry got 409).
 # Bounds asserted are generous (the machine may be shared); the figures are printed.
 # LOAD_SECONDS (default 10) sets how long each 64-client run lasts.
 . "$(dirname "$0")/lib.sh"
@@ -15,7 +17,7 @@ setup
 ensure_user_getacert
 getacert_bin
 [ -n "$BIN" ] || exit 1
-make_tls && make_ca getacert address_rate=off username_rate=off || exit 1
+make_tls && make_ca getacert address_rate=off username_rate=off socket_group=www-data || exit 1
 install_www
 SOCK=$T/run/getacert/getacert.sock
 SECS=${LOAD_SECONDS:-10}
@@ -69,7 +71,8 @@ check_load() {
 # --- Apache: mod_proxy_fcgi + Debian's reqtimeout, slow bodies; then enablereuse=on --------
 PORT=$(free_port)
 start_php_fpm
-start_getacert_spawn "$SOCK" || exit 1
+# `serve --listen` (not spawn-fcgi, which drops the daemon's stderr): its log is read below.
+start_getacert_listen getacert "unix:$SOCK" || exit 1
 APACHE_EXTRA="LoadModule reqtimeout_module /usr/lib/apache2/modules/mod_reqtimeout.so
 Include /etc/apache2/mods-available/reqtimeout.conf
 <Proxy \"fcgi://localhost/\" enablereuse=on max=64>
@@ -116,5 +119,23 @@ check_grep "nginx uses the keep-alive upstream" "$T/nginx/site.conf" 'fastcgi_ke
 "${NGINX[@]}" >"$T/logs/nginx.out" 2>&1 && wait_port "$PORT" || notok "nginx restarted" "$(cat "$T/logs/nginx.out")"
 load 64 nk
 check_load nk "nginx fastcgi_keep_conn + keepalive 32, 64 clients"
+check_grep "the daemon's log is read" "$T/logs/getacert.log" 'serving FastCGI'
 check_nogrep "the daemon logged no stalled request" "$T/logs/getacert.log" 'not complete after|queue is full'
+
+# --- nginx gives up (fastcgi_read_timeout) while the enrollment waits for the lock -------------
+# Before: it was issued anyway once the lock was free, so the user's retry got 409.
+sed -i 's|fastcgi_keep_conn on;|fastcgi_keep_conn on; fastcgi_read_timeout 2s;|' "$T/nginx/site.conf"
+"${NGINX[@]}" -s reload && sleep 1
+# An admin's `flock index.txt.lock openssl ca ...` holding the lock for 5 s.
+flock "$CA/index.txt.lock" sleep 5 &
+lock_pid=$!
+on_exit "kill $lock_pid"
+sleep 0.5
+first=$(post late)
+wait "$lock_pid"
+sleep 1
+check_grep "nginx gave up on the enrollment (504)" <(echo "$first") '^504 '
+check_nogrep "the enrollment nginx gave up on was not issued" "$CA/index.txt" '/CN=late$'
+check_grep "the daemon logged the dropped request" "$T/logs/getacert.log" 'closed the connection while request|dropped before it was recorded'
+check_grep "the user's retry is answered 200, not 409" <(post late) '^200 '
 exit 0
