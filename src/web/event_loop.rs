@@ -25,14 +25,14 @@
 //! It decides no answer (the [`Handler`] does, on a worker) and parses no record.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{self, Read, Write};
-use std::net::{IpAddr, Shutdown};
+use std::io;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
-use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use mio::net::{TcpListener, UnixListener};
 use mio::{Events, Interest, Poll, Token, Waker};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
@@ -40,6 +40,7 @@ use signal_hook_mio::v1_0::Signals;
 use super::fastcgi::{self, Connection, Event, Limits};
 use super::pool::{Done, Job, Peer, Pool, overload};
 use super::server::{self, ServeOptions};
+use super::socket::{Listener, Stream};
 use super::{Abandoned, Handler, Request};
 
 const LISTENER: Token = Token(0);
@@ -57,68 +58,6 @@ const MAX_UNREAD: usize = 1 << 20;
 /// Complete requests one connection may send ahead (FastCGI without multiplexing
 /// allows none; some clients pipeline a little).
 const MAX_PIPELINED: usize = 4;
-
-/// A listening socket in non-blocking mode.
-enum Listener {
-    Unix(UnixListener),
-    Tcp(TcpListener),
-}
-
-impl Listener {
-    fn source(&mut self) -> &mut dyn mio::event::Source {
-        match self {
-            Listener::Unix(l) => l,
-            Listener::Tcp(l) => l,
-        }
-    }
-
-    fn accept(&self) -> io::Result<(Stream, Peer)> {
-        Ok(match self {
-            Listener::Unix(l) => (Stream::Unix(l.accept()?.0), Peer::Unix),
-            Listener::Tcp(l) => {
-                let (s, addr) = l.accept()?;
-                // Answers are small and written whole: send them at once.
-                let _ = s.set_nodelay(true);
-                (Stream::Tcp(s), Peer::Tcp(addr))
-            }
-        })
-    }
-}
-
-enum Stream {
-    Unix(UnixStream),
-    Tcp(TcpStream),
-}
-
-impl Stream {
-    fn source(&mut self) -> &mut dyn mio::event::Source {
-        match self {
-            Stream::Unix(s) => s,
-            Stream::Tcp(s) => s,
-        }
-    }
-
-    fn shutdown_write(&self) {
-        let _ = match self {
-            Stream::Unix(s) => s.shutdown(Shutdown::Write),
-            Stream::Tcp(s) => s.shutdown(Shutdown::Write),
-        };
-    }
-
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Unix(s) => s.read(buf),
-            Stream::Tcp(s) => s.read(buf),
-        }
-    }
-
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Unix(s) => s.write(buf),
-            Stream::Tcp(s) => s.write(buf),
-        }
-    }
-}
 
 struct InFlight {
     id: u16,

@@ -10,6 +10,7 @@ pub mod fastcgi;
 pub mod page;
 mod pool;
 pub mod server;
+mod socket;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
