@@ -25,6 +25,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../assets/pkix.js"),
     ),
     (
+        "platform.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/platform.js"),
+    ),
+    (
         "enroll.css",
         "text/css; charset=utf-8",
         include_str!("../../assets/enroll.css"),

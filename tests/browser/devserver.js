@@ -76,7 +76,7 @@ function start(opts = {}) {
   const handler = (req, res) => {
     const url = new URL(req.url, 'http://x');
     if (req.method === 'GET' && url.pathname === ACTION && url.searchParams.has('asset')) {
-      const name = url.searchParams.get('asset'), m = /^(enroll|pkix)\.(js|css)$/.exec(name);
+      const name = url.searchParams.get('asset'), m = /^(enroll|pkix|platform)\.(js|css)$/.exec(name);
       if (!m || !fs.existsSync(path.join(ASSETS, name))) return text(res, 404, 'no such asset');
       res.writeHead(200, { 'Content-Type': TYPES[m[2]], 'X-Content-Type-Options': 'nosniff', 'Cache-Control': 'no-cache' });
       return res.end(fs.readFileSync(path.join(ASSETS, name)));
