@@ -145,6 +145,16 @@
     });
   }
 
+  /**
+   * The field a refusal is about: getacert names it in X-Getacert-Field (username, email,
+   * code); a 409 without the header is about the username.
+   */
+  function refusedField(res) {
+    var name = res.headers.get('X-Getacert-Field');
+    if (name && Object.prototype.hasOwnProperty.call(fields, name) && name !== 'password' && name !== 'password2') return fields[name];
+    return res.status === 409 ? fields.username : null;
+  }
+
   /** A failure to show the user as it is (optionally about one field); anything else is a bug. */
   function UserError(message, field) { this.message = message; this.field = field || null; }
 
@@ -176,7 +186,7 @@
     }).then(function (res) {
       if (res.ok) return res.arrayBuffer();
       return serverMessage(res).then(function (msg) {
-        throw new UserError(msg, res.status === 409 ? fields.username : null);
+        throw new UserError(msg, refusedField(res));
       });
     }).then(function (buf) {
       certDer = new Uint8Array(buf);

@@ -103,8 +103,9 @@ pub fn serve_get(app: &App, req: &Request) -> Response {
             .with_header("Retry-After", "5");
         }
     };
-    if query_param(req, "enroll").is_none()
-        && let Some(who) = who
+    let enroll = query_param(req, "enroll");
+    if enroll.is_none()
+        && let Some(who) = &who
     {
         let devices = app
             .store
@@ -112,7 +113,7 @@ pub fn serve_get(app: &App, req: &Request) -> Response {
             .map_err(|e| e.to_string())
             .and_then(|l| app.devices(&l, &who.username).map_err(|e| e.to_string()));
         return match devices {
-            Ok(devices) => account_page(app, req, &who, &devices, None, None),
+            Ok(devices) => account_page(app, req, who, &devices, None, None),
             Err(e) => {
                 log::error!("listing the devices of {}: {e}", who.username);
                 Response::new(
@@ -124,15 +125,44 @@ pub fn serve_get(app: &App, req: &Request) -> Response {
             }
         };
     }
+    let signed_in = who
+        .as_ref()
+        .map(|who| signed_in_notice(&action(req), &who.username, enroll.as_deref() == Some("renew")))
+        .unwrap_or_default();
+    let username = who.as_ref().map(|w| w.username.as_str()).unwrap_or("");
     let html = PAGE
         .replace("{{ACTION}}", &escape(&action(req)))
         .replace("{{TOKEN}}", &escape(&app.make_token(Purpose::Form)))
         .replace("{{CHALLENGE}}", &escape(&app.make_token(Purpose::Challenge)))
         .replace("{{AUTH_URL}}", &escape(&app.config.auth_url))
-        .replace("{{CA_NAME}}", &escape(&ca_name(app)));
+        .replace("{{CA_NAME}}", &escape(&site_name(app)))
+        // last: what the visitor's username brings in is never read as a placeholder
+        .replace("{{USERNAME}}", &escape(username))
+        .replace("{{SIGNED_IN}}", &signed_in);
     secure_headers(
         Response::new(200, "text/html; charset=utf-8", html.into_bytes())
             .with_header("Cache-Control", "no-store"),
+    )
+}
+
+/// What the enrollment page says to a visitor who is signed in (`?enroll=1` from the
+/// account page, `?enroll=renew` to renew): whose account the new certificate is for.
+/// Renewing never revokes the current certificate: it keeps working until the visitor
+/// revokes it on the account page, so an import that fails locks nobody out.
+fn signed_in_notice(action: &str, username: &str, renew: bool) -> String {
+    let user = escape(username);
+    let what = if renew {
+        format!(
+            "<strong>Renewing</strong> the certificate of <strong>{user}</strong>. \
+             Your current certificate keeps working until you revoke it on your devices page."
+        )
+    } else {
+        format!("<strong>Adding a device</strong> for <strong>{user}</strong>.")
+    };
+    format!(
+        "<p id=\"signed-in\" class=\"notice\" role=\"status\">{what} \
+         <a href=\"{}\">Back to your devices</a></p>",
+        escape(action)
     )
 }
 
@@ -147,7 +177,11 @@ pub fn error_page(status: u16, message: &str) -> String {
     )
 }
 
-fn ca_name(app: &App) -> String {
+/// `site_name` from `[getacert]`, else the CA certificate's common name.
+fn site_name(app: &App) -> String {
+    if let Some(name) = &app.config.site_name {
+        return name.clone();
+    }
     app.ca
         .cert
         .subject_name()
@@ -236,10 +270,10 @@ pub fn account_page(
          <input type=\"hidden\" name=\"token\" value=\"{token}\"><input type=\"hidden\" name=\"action\" value=\"add-device-code\">\
          <button class=\"button primary\" type=\"submit\">Get an add-device code</button></form></section>\
          <section class=\"card\" aria-labelledby=\"renew-heading\"><h2 id=\"renew-heading\">Renew this device</h2>\
-         <p>Before this certificate expires, <a href=\"{action}?enroll=1\">make a new one</a> with your username while \
-         signed in; then revoke the old one above.</p></section>\
+         <p>Before this certificate expires, <a href=\"{action}?enroll=renew\">make a new one</a> while \
+         signed in; once it works, revoke the old one above.</p></section>\
          <p><a class=\"button\" href=\"{auth}\">Go to the site</a></p></main></body></html>\n",
-        ca = escape(&ca_name(app)),
+        ca = escape(&site_name(app)),
         user = escape(&who.username),
         auth = escape(&app.config.auth_url),
     );

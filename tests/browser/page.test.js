@@ -158,6 +158,9 @@ const ERRORS = [
   { name: 'password too short', user: 'bob', password: 'short', posts: 0, focus: 'password', msg: /at least 8 characters/ },
   { name: 'empty username', user: '', posts: 0, focus: 'username', msg: /enter the username/ },
   { name: '409 username taken: the server\'s message, focus back on the username', user: 'taken', posts: 1, focus: 'username', msg: /^The username “taken” is already taken\. Please choose another one\.$/ },
+  { name: 'server refuses the username (X-Getacert-Field: username)', user: 'bad/name', posts: 1, focus: 'username', msg: /cannot contain '\/'/ },
+  { name: 'server refuses the email (X-Getacert-Field: email)', user: 'erin', email: 'refused@example.org', posts: 1, focus: 'email', msg: /email address does not look right/ },
+  { name: 'server refuses the add-device code (X-Getacert-Field: code)', user: 'gina', code: 'WRONG-CODE', posts: 1, focus: 'code', msg: /code is wrong, used or expired/ },
   { name: '503 with Retry-After', user: 'busy', posts: 1, msg: /^The certificate authority is busy\. You can try again in about 30 seconds\.$/ },
   { name: '500 with an HTML body: a generic message, the HTML is not shown', user: 'crash', posts: 1, msg: /^The server had a problem \(error 500\)/ },
 ];
@@ -167,6 +170,8 @@ for (const c of ERRORS) {
     let downloads = 0;
     page.on('download', () => downloads++);
     await fill(page, c.user, c.password || 'correct horse battery', c.again);
+    if (c.email) await page.fill('#email', c.email);
+    if (c.code) await page.fill('#code', c.code);
     const before = server.posts.length;
     await page.click('#submit');
     await page.waitForFunction(() => document.getElementById('error').textContent !== '', null, { timeout: 60e3 });
@@ -186,7 +191,7 @@ for (const c of ERRORS) {
     assert.equal(downloads, 0);
     if (c.user === 'taken') await page.screenshot({ path: path.join(SHOTS, 'error-taken-360.png'), fullPage: true });
     // Chromium logs failed fetches (4xx/5xx) as console errors; those are expected here.
-    assert.deepEqual(problems.filter((p) => !/Failed to load resource: the server responded with a status of (409|500|503)/.test(p)), []);
+    assert.deepEqual(problems.filter((p) => !/Failed to load resource: the server responded with a status of (400|403|409|500|503)/.test(p)), []);
     await context.close();
   });
 }
