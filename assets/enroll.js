@@ -45,6 +45,28 @@
   var ua = navigator.userAgent, touch = navigator.maxTouchPoints || 0, system = Platform.system(ua, touch);
   form.hidden = false;
 
+  // ---- an add-device link: username and code come in the fragment (no server log sees it)
+  (function fillFromFragment() {
+    var hash = location.hash.replace(/^#/, ''), got = {};
+    if (!hash) return;
+    hash.split('&').forEach(function (kv) {
+      var i = kv.indexOf('='), k, v;
+      if (i < 0) return;
+      try { k = decodeURIComponent(kv.slice(0, i)); v = decodeURIComponent(kv.slice(i + 1).replace(/\+/g, ' ')); } catch (e) { return; }
+      if ((k === 'username' || k === 'code') && v.length <= 64) got[k] = v;
+    });
+    if (!got.code) return;
+    if (got.username) fields.username.value = got.username;
+    fields.code.value = got.code;
+    // A link can come from anyone: say plainly whose account this device will join.
+    var note = $('from-link');
+    note.textContent = 'This link adds this device to the account “' + fields.username.value + '”. ' +
+      'Continue only if that is your account and you just asked for the code on your other device.';
+    note.hidden = false;
+    // Out of the address bar and the history: the code is a secret until it is used.
+    if (window.history && history.replaceState) history.replaceState(null, '', location.pathname + location.search);
+  })();
+
   // ---- the PKCS#12 format: from the platform, the visitor may override it -----------------
   var SYSTEM_NAMES = { ios: 'iPhone or iPad', android: 'Android', mac: 'macOS', windows: 'Windows', linux: 'Linux' };
   function chooseFormat(platformVersion) {

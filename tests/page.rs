@@ -198,3 +198,107 @@ fn signed_in_enroll_page_says_whose_device_it_adds_or_renews() {
     let acct = front(&ca).send(&signed_in(HttpRequest::get(), &alice));
     assert!(acct.text().contains("?enroll=renew\">make a new one</a>"));
 }
+
+/// Signs in as `cert`, asks for an add-device code with the account page's token, with
+/// these Host / port parameters; returns the page that shows the code.
+fn code_page(ca: &Ca, cert: &X509, host: Option<&str>, port: &str) -> Reply {
+    let acct = front(ca).send(&signed_in(HttpRequest::get(), cert));
+    let mut req = signed_in(
+        HttpRequest::form(&[("action", "add-device-code"), ("token", &acct.token())]),
+        cert,
+    )
+    .with_param("SERVER_PORT", port);
+    if let Some(h) = host {
+        req = req.with_param("HTTP_HOST", h);
+    }
+    let reply = front(ca).send(&req);
+    assert_eq!(reply.status, 200, "{reply:?}");
+    reply
+}
+
+fn add_device_link(reply: &Reply) -> Option<String> {
+    let text = reply.text();
+    let marker = "id=\"add-device-link\" href=\"";
+    let start = text.find(marker)? + marker.len();
+    Some(text[start..].split('"').next().unwrap().replace("&amp;", "&"))
+}
+
+fn shown_code(reply: &Reply) -> String {
+    let text = reply.text();
+    let marker = "id=\"add-device-code\">";
+    let start = text.find(marker).expect("a code") + marker.len();
+    text[start..].split('<').next().unwrap().to_string()
+}
+
+#[test]
+fn add_device_code_comes_with_a_qr_code_of_a_link_carrying_the_code_in_the_fragment() {
+    let ca = Ca::init();
+    let alice = enroll(&ca, "alice");
+    for (host, port, origin) in [
+        ("example.org", "443", "https://example.org"),
+        ("example.org", "8443", "https://example.org:8443"),
+        ("example.org:8443", "8443", "https://example.org:8443"),
+        ("[2001:db8::1]", "8443", "https://[2001:db8::1]:8443"),
+    ] {
+        let reply = code_page(&ca, &alice, Some(host), port);
+        let code = shown_code(&reply);
+        let link = add_device_link(&reply).unwrap_or_else(|| panic!("{host}: no link: {reply:?}"));
+        assert_eq!(
+            link,
+            format!("{origin}/getacert?enroll=1#username=alice&code={code}"),
+            "{host}"
+        );
+        assert!(
+            reply
+                .text()
+                .contains("id=\"add-device-qr\" src=\"data:image/svg+xml;base64,"),
+            "{host}: the QR image"
+        );
+    }
+    // a Host that is not a host name: no link and no QR code (the code itself is still shown)
+    for host in [
+        Some("evil.example\"><script>alert(1)</script>"),
+        Some("a b"),
+        Some(""),
+        None,
+    ] {
+        let reply = code_page(&ca, &alice, host, "443");
+        assert!(!shown_code(&reply).is_empty());
+        assert_eq!(add_device_link(&reply), None, "{host:?}");
+        assert!(!reply.text().contains("add-device-qr"), "{host:?}");
+        assert!(!reply.text().contains("<script>"), "{host:?}");
+    }
+}
+
+#[test]
+fn one_device_gets_a_nudge_and_revoking_asks_first_naming_the_certificate() {
+    let ca = Ca::init();
+    let alice = enroll(&ca, "alice");
+    let page = front(&ca).send(&signed_in(HttpRequest::get(), &alice));
+    assert!(
+        page.text()
+            .contains("Add a second device so that losing this one does not lock you out."),
+        "{page:?}"
+    );
+    // a second device (enrolled while signed in as alice)
+    let reply = front(&ca).send(&signed_in(
+        HttpRequest::form(&[("username", "alice"), ("csr", &fixture_text("ec-p256.csr"))]),
+        &alice,
+    ));
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let second = common::serial_of(&ca.check_cert(&reply.cert_der()));
+    let page = front(&ca).send(&signed_in(HttpRequest::get(), &alice));
+    let text = page.text();
+    assert!(!text.contains("id=\"one-device\""), "two devices: no nudge");
+    // the revoke button sits behind a <details> and names the certificate it revokes
+    assert!(
+        text.contains("<details class=\"revoke\"><summary class=\"button\">Revoke…</summary>"),
+        "{text}"
+    );
+    assert!(text.contains(&format!(
+        "The device with certificate <strong>{second}</strong> (expires "
+    )));
+    assert!(text.contains(&format!(">Revoke certificate {second}</button>")));
+    // this device cannot be revoked from here
+    assert_eq!(text.matches("<details class=\"revoke\">").count(), 1);
+}

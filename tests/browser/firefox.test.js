@@ -3,7 +3,9 @@
 // tests/browser/run), Firefox enrolls, saves both PKCS#12 formats, NSS's pk12util imports
 // them, then Firefox itself, with the certificate imported into its own profile, signs in to
 // /auth/, sees its devices on the account page and gets an add-device code (a CSRF-checked
-// POST). Skipped unless GETACERT_URL is set (like e2e.test.js).
+// POST) with its QR code (decoded by zbarimg); a second, anonymous Firefox opens that link
+// and enrolls with the code; the first revokes it after the confirmation. Skipped unless
+// GETACERT_URL is set (like e2e.test.js).
 //
 //   GETACERT_URL       the enrollment page, e.g. https://127.0.0.1:8443/getacert.php   (required)
 //   GETACERT_AUTH_URL  the "test my certificate" URL (default: the origin's /auth/)
@@ -23,11 +25,12 @@ const FIREFOX = process.env.FIREFOX || '/usr/bin/firefox-esr';
 const USER = `ff-${Date.now().toString(36)}`;
 const PASSWORD = 'firefox correct-horse battery';
 
-function ok(cmd, args) {
+/** Runs a tool that must succeed; stdout+stderr, or with { stdout: true } stdout only. */
+function ok(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 60e3 });
   if (r.error) throw r.error;
   assert.equal(r.status, 0, `${cmd} ${args.join(' ')} failed:\n${r.stdout}${r.stderr}`);
-  return r.stdout + r.stderr;
+  return opts.stdout ? r.stdout : r.stdout + r.stderr;
 }
 
 describe('Firefox ESR through the real stack', { skip }, () => {
@@ -35,11 +38,11 @@ describe('Firefox ESR through the real stack', { skip }, () => {
   const puppeteer = skip ? null : require('puppeteer-core');
 
   /** Starts Firefox on the test's own profile (so what pk12util imports there stays). */
-  async function launch() {
+  async function launch(dir = profile, dl = downloads) {
     browser = await puppeteer.launch({
-      browser: 'firefox', executablePath: FIREFOX, headless: true, acceptInsecureCerts: true, userDataDir: profile,
+      browser: 'firefox', executablePath: FIREFOX, headless: true, acceptInsecureCerts: true, userDataDir: dir,
       extraPrefsFirefox: {
-        'browser.download.folderList': 2, 'browser.download.dir': downloads, 'browser.download.useDownloadDir': true,
+        'browser.download.folderList': 2, 'browser.download.dir': dl, 'browser.download.useDownloadDir': true,
         'browser.download.always_ask_before_handling_new_types': false,
         'browser.helperApps.neverAsk.saveToDisk': 'application/x-pkcs12,application/x-apple-aspen-config',
         'browser.download.start_downloads_in_tmp_dir': false,
@@ -62,13 +65,13 @@ describe('Firefox ESR through the real stack', { skip }, () => {
     return { page, problems, response };
   }
   /** Waits for a finished download of that name (Firefox writes NAME.part first). */
-  async function downloaded(name) {
-    const file = path.join(downloads, name);
+  async function downloaded(name, dl = downloads) {
+    const file = path.join(dl, name);
     for (let i = 0; i < 600; i++) {
       if (fs.existsSync(file) && !fs.existsSync(`${file}.part`) && fs.statSync(file).size > 0) return file;
       await new Promise((r) => setTimeout(r, 100));
     }
-    throw new Error(`no download ${name} in ${downloads}: ${fs.readdirSync(downloads).join(', ')}`);
+    throw new Error(`no download ${name} in ${dl}: ${fs.readdirSync(dl).join(', ')}`);
   }
 
   before(() => {
@@ -136,6 +139,59 @@ describe('Firefox ESR through the real stack', { skip }, () => {
       acct.page.click('form input[value="add-device-code"] ~ button')]);
     const code = await acct.page.$eval('#add-device-code', (e) => e.textContent.trim());
     assert.match(code, /^[A-Z0-9-]{6,}$/);
+    // the only device: the page says to add a second one
+    assert.match(await acct.page.$eval('#one-device', (e) => e.textContent), /Add a second device so that losing this one does not lock you out/);
+    // the QR code, as a camera sees it: zbarimg decodes the rendered image
+    const qrPng = path.join(tmp, 'qr.png');
+    await (await acct.page.$('#add-device-qr')).screenshot({ path: qrPng });
+    const link = ok('zbarimg', ['--quiet', '--raw', qrPng], { stdout: true }).trim();
+    const origin = new URL(URL_).origin;
+    assert.equal(link, `${origin}/getacert.php?enroll=1#username=${USER}&code=${encodeURIComponent(code)}`);
+    assert.equal(await acct.page.$eval('#add-device-link', (a) => a.href), link);
+    assert.deepEqual(acct.problems, []);
+    await close();
+    addDeviceLink = link;
+  });
+
+  let addDeviceLink = null;
+  test('a second, anonymous Firefox opens the QR link: username and code filled in, it enrolls; the first revokes it after a confirmation naming it', async () => {
+    assert.ok(addDeviceLink, 'runs after the add-device code');
+    const second = path.join(tmp, 'profile2'), secondDownloads = path.join(tmp, 'downloads2');
+    fs.mkdirSync(second);
+    fs.mkdirSync(secondDownloads);
+    await launch(second, secondDownloads);
+    const { page, problems } = await open(addDeviceLink);
+    assert.equal(await page.$eval('#username', (e) => e.value), USER);
+    const code = new URLSearchParams(new URL(addDeviceLink).hash.slice(1)).get('code');
+    assert.equal(await page.$eval('#code', (e) => e.value), code);
+    assert.equal(await page.evaluate(() => location.hash), '', 'the code left the address bar');
+    assert.match(await page.$eval('#from-link', (e) => (e.hidden ? '' : e.textContent)),
+      new RegExp(`adds this device to the account “${USER}”\\. Continue only if that is your account`));
+    await page.type('#password', PASSWORD);
+    await page.type('#password2', PASSWORD);
+    await page.click('#submit');
+    await page.waitForSelector('#result:not([hidden])', { timeout: 120e3 });
+    const p12 = await downloaded(`${USER}.p12`, secondDownloads);
+    assert.match(ok('openssl', ['pkcs12', '-in', p12, '-passin', `pass:${PASSWORD}`, '-nodes']), new RegExp(`subject=.*CN ?= ?${USER}`));
+    assert.deepEqual(problems, []);
+    await close();
+
+    // the first device: two devices now, no nudge; revoking asks first and names the certificate
+    await launch();
+    const acct = await open(URL_);
+    assert.equal(await acct.page.$('#one-device'), null);
+    const items = await acct.page.$$eval('.devices li', (lis) => lis.map((li) => li.textContent));
+    assert.equal(items.length, 2, items.join('\n'));
+    const summary = await acct.page.$('details.revoke summary');
+    const serial = await acct.page.$eval('details.revoke input[name=serial]', (e) => e.value);
+    assert.equal(await acct.page.$eval('details.revoke', (d) => d.open), false, 'the revoke button is hidden until asked');
+    await summary.click();
+    assert.equal(await acct.page.$eval('details.revoke', (d) => d.open), true);
+    const words = await acct.page.$eval('details.revoke form', (f) => f.textContent);
+    assert.match(words, new RegExp(`certificate ${serial} \\(expires \\d{4}-\\d\\d-\\d\\d\\) will no longer sign in`));
+    assert.equal(await acct.page.$eval('details.revoke button', (b) => b.textContent), `Revoke certificate ${serial}`);
+    await Promise.all([acct.page.waitForNavigation({ waitUntil: 'load' }), acct.page.click('details.revoke button')]);
+    assert.match(await acct.page.evaluate(() => document.body.innerText), new RegExp(`certificate 0*${serial} can no longer sign in`));
     assert.deepEqual(acct.problems, []);
     await close();
   });

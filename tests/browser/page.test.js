@@ -351,3 +351,27 @@ test('desktop Chromium on Linux: the Standard format, the Linux steps first, the
   assert.deepEqual(problems, []);
   await context.close();
 });
+
+test('an add-device link fills username and code from the fragment, says whose account it joins, and clears the address bar', async () => {
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
+  const page = await context.newPage();
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  await page.goto(`${server.url}?enroll=1#username=zoe&code=ABCD5-EFGH6`);
+  assert.equal(await page.inputValue('#username'), 'zoe');
+  assert.equal(await page.inputValue('#code'), 'ABCD5-EFGH6');
+  assert.equal(await page.evaluate(() => location.hash), '');
+  assert.equal(await page.evaluate(() => location.search), '?enroll=1');
+  assert.match(await page.textContent('#from-link'), /adds this device to the account “zoe”/);
+  assert.equal(await page.isVisible('#from-link'), true);
+  // a damaged fragment, or one without a code, fills nothing and breaks nothing
+  for (const bad of ['#code=%E0%A4%A&username=x', '#username=mallory', '#code=' + 'A'.repeat(65)]) {
+    await page.goto(`${server.url}${bad}`);
+    await page.reload();
+    assert.equal(await page.inputValue('#code'), '', bad);
+    assert.equal(await page.isVisible('#from-link'), false, bad);
+    assert.equal(await page.isVisible('#enroll-form'), true, bad);
+  }
+  assert.deepEqual(problems, []);
+  await context.close();
+});
