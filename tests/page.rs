@@ -302,3 +302,31 @@ fn one_device_gets_a_nudge_and_revoking_asks_first_naming_the_certificate() {
     // this device cannot be revoked from here
     assert_eq!(text.matches("<details class=\"revoke\">").count(), 1);
 }
+
+#[test]
+fn reloading_the_code_page_leaves_one_live_add_device_code() {
+    let ca = Ca::init();
+    let alice = enroll(&ca, "alice");
+    let first = shown_code(&code_page(&ca, &alice, Some("example.org"), "443"));
+    // the browser re-posts the form on reload: a second code
+    let second = shown_code(&code_page(&ca, &alice, Some("example.org"), "443"));
+    assert_ne!(first, second);
+    let codes = std::fs::read_to_string(ca.path("getacert.codes")).unwrap();
+    assert_eq!(
+        codes.lines().filter(|l| l.starts_with("alice\t")).count(),
+        1,
+        "{codes}"
+    );
+    let csr = fixture_text("ec-p256.csr");
+    let with_code = |code: &str| {
+        front(&ca).send(&HttpRequest::form(&[
+            ("username", "alice"),
+            ("code", code),
+            ("csr", &csr),
+        ]))
+    };
+    let old = with_code(&first);
+    assert_eq!(old.status, 403, "the first code is void: {old:?}");
+    assert_eq!(old.header("X-Getacert-Field"), Some("code"));
+    assert_eq!(with_code(&second).status, 200, "the last code works");
+}
