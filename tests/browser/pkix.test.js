@@ -419,3 +419,33 @@ test('buildPkcs12 refuses an unknown format and, in legacy too, an empty passwor
   await assert.rejects(P.buildPkcs12({ privateKey: new Uint8Array(1), certificate: new Uint8Array(1), password: '', friendlyName: 'x', format: 'legacy' }),
     /must not be empty/);
 });
+
+test('buildMobileconfig: plistlib parses it, markup and control characters in names cannot break the XML', async () => {
+  const kp = await P.generateKeyPair('ec-p256');
+  const cert = sign(await P.buildCsr(kp, 'mo'), 'mobileconfig');
+  const password = 'profile pass';
+  const p12 = await P.buildPkcs12({ privateKey: await crypto.subtle.exportKey('pkcs8', kp.privateKey), certificate: cert,
+    password, friendlyName: 'mo', format: 'legacy' });
+  const nasty = 'A&B <Corp> "x"\u0001\u001f</string><key>Password</key><string>pw';
+  const xml = P.buildMobileconfig({ pkcs12: p12, fileName: 'mo<1>.p12', displayName: 'mo', organization: nasty, identifier: 'getacert.org.example' });
+  fs.writeFileSync(f('mo.mobileconfig'), xml);
+  const out = ok('python3', ['-c', `
+import plistlib, sys, json
+p = plistlib.load(open(sys.argv[1], 'rb'))
+inner = p['PayloadContent'][0]
+open(sys.argv[2], 'wb').write(inner['PayloadContent'])
+print(json.dumps({'org': p['PayloadOrganization'], 'file': inner['PayloadCertificateFileName'], 'type': inner['PayloadType'],
+  'keys': sorted(inner.keys()), 'id': p['PayloadIdentifier'], 'uuids': [p['PayloadUUID'], inner['PayloadUUID']]}))
+`, f('mo.mobileconfig'), f('mo-inner.p12')]);
+  const got = JSON.parse(out);
+  assert.equal(got.org, 'A&B <Corp> "x"</string><key>Password</key><string>pw', 'escaped text, control characters dropped');
+  assert.equal(got.file, 'mo<1>.p12');
+  assert.equal(got.type, 'com.apple.security.pkcs12');
+  assert.deepEqual(got.keys, ['PayloadCertificateFileName', 'PayloadContent', 'PayloadDescription', 'PayloadDisplayName',
+    'PayloadIdentifier', 'PayloadType', 'PayloadUUID', 'PayloadVersion'], 'no Password key');
+  assert.match(got.id, /^getacert\.org\.example\.[0-9A-F]{8}-[0-9A-F]{4}-4[0-9A-F]{3}-[89AB][0-9A-F]{3}-[0-9A-F]{12}$/);
+  assert.notEqual(got.uuids[0], got.uuids[1]);
+  // the PKCS#12 inside is the one given, byte for byte, and OpenSSL opens it
+  assert.equal(hex(fs.readFileSync(f('mo-inner.p12'))), hex(p12));
+  assert.match(ok('openssl', ['pkcs12', '-in', f('mo-inner.p12'), '-passin', `pass:${password}`, '-info', '-noout']), /pbeWithSHA1And3-KeyTripleDES-CBC/);
+});
