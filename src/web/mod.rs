@@ -9,6 +9,7 @@ mod event_loop;
 pub mod fastcgi;
 pub mod page;
 mod pool;
+pub mod qr;
 pub mod server;
 mod socket;
 
