@@ -216,6 +216,8 @@ pub struct App {
     secret: Vec<u8>,
     address_limiter: Limiter,
     user_limiter: Limiter,
+    /// The OCSP endpoint (`crate::responder`): no lock, no rate limit.
+    ocsp: crate::responder::Endpoint,
 }
 
 /// Why a username may be given this certificate (the audit log says which).
@@ -304,7 +306,9 @@ impl App {
             log::warn!("{}: {note}", config.file.display());
         }
         let store = Store::new(&config);
+        let ocsp = crate::responder::Endpoint::new(&config, &ca).map_err(StartError)?;
         Ok(App {
+            ocsp,
             address_limiter: Limiter::new(config.address_rate),
             user_limiter: Limiter::new(config.username_rate),
             config,
@@ -786,6 +790,13 @@ impl Handler for App {
             None => "GET",
             Some(m) => std::str::from_utf8(m).unwrap_or("?"),
         };
+        if let Some(route) = crate::responder::route(req, method) {
+            let mut resp = self.ocsp.handle(req, &route, now());
+            if method == "HEAD" {
+                resp.body.clear();
+            }
+            return resp;
+        }
         let result = match method {
             "GET" | "HEAD" => Ok(page::serve_get(self, req)),
             "POST" => self.post(req),

@@ -143,6 +143,8 @@ pub struct Config {
     pub username_rate: Option<crate::ratelimit::Rate>,
     /// Seconds an add-device or recovery code stays valid.
     pub code_lifetime: i64,
+    /// Seconds from an OCSP answer's thisUpdate to its nextUpdate.
+    pub ocsp_next_update: u32,
     /// The CA certificate, read once here (subject defaults) and used to sign.
     pub ca_cert: openssl::x509::X509,
     /// The parsed file, kept for `x509_extensions` (applied by OpenSSL itself).
@@ -231,6 +233,11 @@ pub const GETACERT_KEYS: &[(&str, &str, &str)] = &[
         "crl_file",
         "(none)",
         "where `getacert crl` and revocations write the CRL (PEM)",
+    ),
+    (
+        "ocsp_next_update",
+        "60",
+        "seconds an OCSP answer is valid (thisUpdate to nextUpdate): how long a revoked certificate may still sign in through a cached answer",
     ),
     (
         "auth_url",
@@ -564,6 +571,11 @@ impl Config {
             return Err(ga.err("code_lifetime", "must be between 60 and 604800 seconds"));
         }
 
+        let ocsp_next_update = ga.number("ocsp_next_update", 60u32)?;
+        if !(1..=7 * 86400).contains(&ocsp_next_update) {
+            return Err(ga.err("ocsp_next_update", "must be between 1 and 604800 seconds"));
+        }
+
         Ok(Config {
             file: file.to_path_buf(),
             ca_section,
@@ -598,6 +610,7 @@ impl Config {
             address_rate,
             username_rate,
             code_lifetime,
+            ocsp_next_update,
             ca_cert,
             conf,
         })

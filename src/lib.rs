@@ -17,5 +17,6 @@ pub mod enroll;
 mod ffi;
 pub mod log;
 pub mod ratelimit;
+pub mod responder;
 pub mod token;
 pub mod web;

@@ -34,7 +34,7 @@ pub fn reason_name(given: &str) -> Option<&'static str> {
         .map(|(n, _)| *n)
 }
 
-fn reason_code(name: &str) -> Option<i32> {
+pub fn reason_code(name: &str) -> Option<i32> {
     REASONS
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(name))

@@ -312,7 +312,7 @@ impl Store {
 /// Calls `f` with each complete line of `path` from byte `offset`, numbered from 1 at
 /// `offset`. Returns the offset after the last complete line and whether bytes without
 /// a final newline follow it.
-fn for_each_line(
+pub(super) fn for_each_line(
     path: &Path,
     offset: u64,
     mut f: impl FnMut(usize, &str) -> Result<(), StoreError>,
