@@ -488,7 +488,7 @@ impl App {
             who.serial,
             remote(req)
         );
-        let notice = format!("The device with certificate {serial} can no longer sign in.");
+        let notice = revoked_notice(&serial, self.config.ocsp_next_update);
         Ok(page::account_page(self, req, who, &devices, Some(&notice), None))
     }
 
@@ -762,6 +762,17 @@ impl App {
         }
         resp
     }
+}
+
+/// What the account page says after a revocation: getacert refuses the certificate at
+/// once; the web server (the shipped OCSP settings) refuses new connections with it
+/// once its cached OCSP answer is older than `ocsp_next_update`.
+pub fn revoked_notice(serial: &str, next_update: u32) -> String {
+    format!(
+        "Certificate {serial} is revoked. This page no longer accepts it, and the web server refuses \
+         new connections from that device within {next_update} seconds. A page it already has open \
+         may keep working until its connection closes."
+    )
 }
 
 /// The client certificate as nginx (`$ssl_client_escaped_cert`, URL-encoded;

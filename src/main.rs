@@ -87,8 +87,10 @@ enum Command {
     /// List issued certificates: serial, status, username, expiry.
     List,
     /// Revoke certificates (as `openssl ca -revoke`, under getacert's lock), then
-    /// regenerate the CRL when `crl` is set in ca.conf. Reload the web server afterwards
-    /// so it reads the new CRL; getacert itself refuses the certificate at once.
+    /// regenerate the CRL when `crl` is set in ca.conf. getacert refuses the
+    /// certificate at once; its OCSP responder answers "revoked" at once, so a web
+    /// server set up as shipped (ssl_ocsp / SSLOCSPEnable) refuses new connections
+    /// with it within ocsp_next_update seconds, with no reload.
     Revoke {
         /// The certificate's serial number (hex, as `getacert list` shows it).
         #[arg(long, conflicts_with = "user", required_unless_present = "user")]
@@ -263,9 +265,15 @@ fn main() -> ExitCode {
                 return Err("no valid certificate matched: nothing revoked".into());
             }
             println!("revoked: {}", revoked.join(" "));
+            println!(
+                "OCSP answers \"revoked\" now: a web server using getacert's responder (the shipped \
+                 configuration) refuses new connections with it within {} seconds, without a reload.",
+                app.config.ocsp_next_update
+            );
             if app.config.paths.crl_file.is_some() {
                 println!(
-                    "CRL updated; reload the web server (systemctl reload nginx / apache2) so it reads it."
+                    "The CRL file is updated too; a web server that reads it (ssl_crl, SSLCARevocationFile) \
+                     needs a reload to see it."
                 );
             }
             Ok(())

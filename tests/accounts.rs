@@ -1094,7 +1094,12 @@ fn add_device_flow(mode: Mode) {
     let (reply, log) =
         t.send_logged(&d1.sign_in(account(&page.token(), "revoke", &[("serial", &d2.serial)])));
     assert_eq!(reply.status, 200, "{reply:?}");
-    assert!(reply.text().contains("can no longer sign in"), "{reply:?}");
+    assert!(
+        reply
+            .text()
+            .contains("is revoked. This page no longer accepts it, and the web server refuses"),
+        "{reply:?}"
+    );
     assert!(
         log.contains(&format!("revoked serial={} user=alice by=device", d2.serial)),
         "{log}"

@@ -6,10 +6,12 @@
 # enrollment-and-login checks every server variant runs, and "ok"/"not ok" lines that
 # tests/servers/run counts.
 #
+# GETACERT_PID: the running getacert daemon (a pid or a pid file), for stop_pid.
 # Runs as root (Apache and nginx start as root and serve as www-data; getacert runs as
 # the user getacert). Everything started here is stopped by the EXIT trap.
 
 set -u
+export GETACERT_PID=''
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 R_REPO=$REPO
 # shellcheck source=../../scripts/lib/render.sh
@@ -143,7 +145,8 @@ make_tls() {
 # --- the application CA --------------------------------------------------------------------
 # make_ca OWNER [KEY=VALUE ...]: `getacert init $T/ca`, the whole directory given to
 # OWNER (getacert for the daemon, www-data for mod_fcgid and CGI) and closed to others;
-# each KEY=VALUE is added to the [ getacert ] section.
+# each KEY=VALUE is added to the [ getacert ] section. OCSP answers are valid for 3 s
+# (ocsp_next_update = 3), so that a revocation shows at the web server in seconds.
 make_ca() {
 	local owner=$1 kv
 	shift
@@ -163,7 +166,7 @@ make_ca() {
 		notok "getacert init" "$(cat "$T/logs/init.out")"
 		return 1
 	fi
-	for kv in "$@"; do
+	for kv in ocsp_next_update=3 "$@"; do
 		sed -i "/^\[ *getacert *\]/a ${kv%%=*} = ${kv#*=}" "$CA/ca.conf"
 	done
 	chown -R "$owner:$owner" "$CA"
@@ -177,7 +180,11 @@ issue_direct() {
 	local u=$T/users/$1-direct
 	openssl req -newkey rsa:2048 -nodes -subj "/O=MyApp/CN=$1" -keyout "$u.key" -out "$u.csr" 2>/dev/null &&
 		openssl x509 -req -in "$u.csr" -CA "$CA/rootCA.pem" -CAkey "$CA/rootCA.key" -set_serial 0x7E57 \
-			-days 1 -extfile "$T/tls/client.ext" -out "$u.pem" 2>/dev/null
+			-days 1 -extfile "$T/tls/client.ext" -out "$u.pem" 2>/dev/null || return 1
+	# Recorded in index.txt as `openssl ca` would, or the OCSP responder (rightly)
+	# calls it unknown and the server refuses it.
+	[ -f "$CA/index.txt" ] || return 0
+	printf 'V\t%s\t\t7E57\tunknown\t/O=MyApp/CN=%s\n' "$(date -u -d '+1 day' +%y%m%d%H%M%SZ)" "$1" >>"$CA/index.txt"
 }
 
 # --- servers -----------------------------------------------------------------------------------
@@ -213,10 +220,12 @@ start_php_fpm() {
 
 # render_site SHIPPED OUT: the shipped file with this test's paths.
 render_site() {
+	# The OCSP responder's loopback port, chosen once per test.
+	while [ -z "${OCSP_PORT:-}" ] || [ "$OCSP_PORT" = "${PORT:-}" ]; do OCSP_PORT=$(free_port); done
 	R_HTTPS_LISTEN=127.0.0.1:$PORT R_TLS_CERT=$T/tls/server.pem R_TLS_KEY=$T/tls/server.key \
 		R_CA_CONF=$T/ca/ca.conf R_CA_DB_DIR=$T/ca R_CA_DIR=$T/ca R_WWW=$T/www \
 		R_GETACERT_PASS=${GETACERT_PASS:-unix:$T/run/getacert/getacert.sock} R_PHP_SOCK=$T/run/php-fpm.sock \
-		R_BIN_DIR=$T/bin R_CRL=${CRL:-} render "$1" "$2"
+		R_BIN_DIR=$T/bin R_CRL=${CRL:-} R_OCSP_LISTEN=127.0.0.1:${OCSP_PORT:?} render "$1" "$2"
 }
 
 # start_nginx: nginx/getacert.conf rendered into $T/nginx, on 127.0.0.1:$PORT.
@@ -271,6 +280,7 @@ start_getacert_listen() {
 	env "$@" setpriv --reuid="$user" --regid="$user" "$groups" --inh-caps=-all -- \
 		"$BIN" --config "$CA/ca.conf" serve --log-stderr --listen "$listen" >>"$T/logs/getacert.log" 2>&1 &
 	local pid=$!
+	GETACERT_PID=$pid
 	on_exit "stop_pid $pid"
 	case $listen in
 	unix:*) wait_for -S "${listen#unix:}" ;;
@@ -282,6 +292,7 @@ start_getacert_listen() {
 # then runs `getacert serve` as getacert with it on fd 0 -- the non-systemd equivalent
 # of systemd/getacert.socket, used by scripts/provision-lamp.sh.
 start_getacert_spawn() {
+	GETACERT_PID=$T/run/getacert.pid
 	spawn-fcgi -s "$1" -M 0660 -U getacert -G www-data -u getacert -g getacert \
 		-P "$T/run/getacert.pid" -- "$BIN" --config "$CA/ca.conf" serve --log-stderr >>"$T/logs/getacert.log" 2>&1 &&
 		on_exit "stop_pid '$T/run/getacert.pid'" && wait_for -S "$1" ||
@@ -415,6 +426,27 @@ suite_common() {
 	check_grep "openssl ca -status reads getacert's index.txt: alice's serial is Valid" "$o/status" '=Valid \(V\)'
 }
 
+# suite_revoke_ocsp OWNER: `getacert revoke` (as OWNER, the CA's owner) revokes bob; with
+# no reload, the web server refuses his new connections within nextUpdate (OCSP through
+# the shipped loopback responder, whatever runs getacert: daemon, mod_fcgid or CGI),
+# `openssl ocsp -url` says revoked, and alice still gets in.
+suite_revoke_ocsp() {
+	local o=$T/out serial start=$SECONDS
+	[ -f "$T/users/bob.pem" ] || { notok "OCSP: bob has a certificate to revoke"; return 1; }
+	serial=$(openssl x509 -in "$T/users/bob.pem" -noout -serial | sed 's/^serial=//')
+	check "getacert revoke --serial $serial (bob)" runuser -u "$1" -- "$BIN" --config "$CA/ca.conf" revoke --serial "$serial"
+	while login bob "$o/ocsp-bob" && grep -q 'SSL_CLIENT_VERIFY=SUCCESS' "$o/ocsp-bob" && [ $((SECONDS - start)) -le 6 ]; do
+		sleep 0.5
+	done
+	check_nogrep "after getacert revoke, without a reload: bob is refused within 6 s (OCSP; took $((SECONDS - start)) s)" \
+		"$o/ocsp-bob" 'SSL_CLIENT_VERIFY=SUCCESS'
+	openssl ocsp -url "http://127.0.0.1:$OCSP_PORT/ocsp" -issuer "$CA/rootCA.pem" -CAfile "$CA/rootCA.pem" \
+		-cert "$T/users/bob.pem" >"$o/ocsp-bob.txt" 2>&1
+	check_grep "openssl ocsp -url (the shipped loopback responder): bob revoked" "$o/ocsp-bob.txt" ': revoked$'
+	login alice "$o/ocsp-alice"
+	check_grep "after getacert revoke: alice still logs in" "$o/ocsp-alice" '^SSL_CLIENT_S_DN_CN=alice$'
+}
+
 # suite_crl RELOAD_FUNCTION: revoke bob with `openssl ca` (as getacert, under getacert's
 # lock), make a CRL, turn on the shipped (commented) CRL lines, reload: bob is out,
 # alice still in.
@@ -427,6 +459,16 @@ suite_crl() {
 		openssl ca -config "$CA/ca.conf" -batch -revoke "$CA/newcerts/$serial.pem"
 	check "openssl ca -gencrl" runuser -u getacert -- flock "$CA/index.txt.lock" \
 		openssl ca -config "$CA/ca.conf" -batch -gencrl -out "$CA/crl.pem"
+	# No reload yet: the OCSP responder already says revoked (openssl ca rewrote
+	# index.txt), so a new connection of bob is refused within nextUpdate.
+	local start=$SECONDS
+	while login bob "$o/ocsp-bob" && grep -q 'SSL_CLIENT_VERIFY=SUCCESS' "$o/ocsp-bob" && [ $((SECONDS - start)) -le 6 ]; do
+		sleep 0.5
+	done
+	check_nogrep "after openssl ca -revoke, without a reload: bob is refused within 6 s (OCSP; took $((SECONDS - start)) s)" \
+		"$o/ocsp-bob" 'SSL_CLIENT_VERIFY=SUCCESS'
+	login alice "$o/ocsp-alice"
+	check_grep "after openssl ca -revoke, without a reload: alice still logs in" "$o/ocsp-alice" '^SSL_CLIENT_S_DN_CN=alice$'
 	CRL=yes "$1"
 	login bob "$o/crl-bob"
 	check_nogrep "after the CRL: bob is no longer authenticated" "$o/crl-bob" 'SSL_CLIENT_VERIFY=SUCCESS'
