@@ -132,9 +132,13 @@ pub fn ca_conf(dir: &Path) -> String {
          commonName             = supplied\n\
          emailAddress           = optional\n\
          \n\
+         # A client certificate only signs (its TLS CertificateVerify): digitalSignature,\n\
+         # right for RSA, EC and Ed25519 keys alike (keyEncipherment is not allowed on EC\n\
+         # and Ed25519 keys). getacert adds the email as a subjectAltName itself; for\n\
+         # `openssl ca` by hand with an email, add `subjectAltName = email:copy`.\n\
          [ getacert_client ]\n\
          basicConstraints       = critical, CA:FALSE\n\
-         keyUsage               = critical, digitalSignature, keyEncipherment\n\
+         keyUsage               = critical, digitalSignature\n\
          extendedKeyUsage       = clientAuth\n\
          subjectKeyIdentifier   = hash\n\
          authorityKeyIdentifier = keyid\n\
@@ -191,7 +195,7 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<(), String> {
     let app = Config::load(&dir.join("ca.conf"))
         .map_err(|e| e.to_string())
         .and_then(|c| App::new(c).map_err(|e| e.to_string()))?;
-    crl(&app)?;
+    crl(&app, true)?;
     println!("Made a CA in {}:", dir.display());
     println!("  rootCA.key (0600: only this user may read it), rootCA.pem, ca-bundle.crt,");
     println!("  index.txt, index.txt.attr, serial, crlnumber, crl.pem (empty), newcerts/, ca.conf");
@@ -237,6 +241,9 @@ pub fn check(config_path: &Path) -> Report {
                     "{}: the CA certificate has expired",
                     p.certificate.display()
                 ));
+            }
+            if let Some(w) = ca_profile_warning(&ca.cert, &p.private_key, &p.certificate) {
+                warnings.push(w);
             }
         }
         Err(e) => problems.push(e.to_string()),
@@ -307,6 +314,38 @@ pub fn check(config_path: &Path) -> Report {
         problems.push(e.to_string());
     }
     report
+}
+
+/// A CA certificate without keyUsage (keyCertSign) or without basicConstraints CA:TRUE —
+/// what the article's `openssl req -x509` makes with a config that adds no keyUsage —
+/// works with default verifiers, but `openssl verify -x509_strict` (and other strict
+/// verifiers) reject every certificate it issues. The fix is a new certificate for the
+/// same key and subject, which keeps every issued certificate valid.
+fn ca_profile_warning(cert: &openssl::x509::X509Ref, key: &Path, path: &Path) -> Option<String> {
+    let text = String::from_utf8_lossy(&cert.to_text().ok()?).into_owned();
+    let has_ku = text.contains("X509v3 Key Usage") && text.contains("Certificate Sign");
+    let has_bc = text.contains("CA:TRUE");
+    if has_ku && has_bc {
+        return None;
+    }
+    let missing = match (has_ku, has_bc) {
+        (false, false) => "has no keyUsage (keyCertSign) and no basicConstraints CA:TRUE",
+        (false, true) => "has no keyUsage (keyCertSign)",
+        _ => "has no basicConstraints CA:TRUE",
+    };
+    let subject = crate::ffi::openssl::name_oneline(cert.subject_name());
+    Some(format!(
+        "{}: the CA certificate {missing} (as the article's `openssl req -x509` makes it): \
+         `openssl verify -x509_strict` and other strict verifiers reject every certificate it \
+         issues. Make a new CA certificate for the same key and subject (certificates already \
+         issued stay valid), then copy it to the web server's CA file and reload it: \
+         `openssl req -x509 -new -key {} -subj '{subject}' -days 7300 \
+         -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+         -out {}`",
+        path.display(),
+        key.display(),
+        path.display()
+    ))
 }
 
 pub fn list(config: &Config) -> Result<(), String> {
@@ -389,9 +428,9 @@ pub fn revoke(app: &App, target: &RevokeTarget, reason: Option<&str>) -> Result<
 }
 
 /// `getacert crl`: a fresh CRL (PEM) under the lock.
-pub fn crl(app: &App) -> Result<Vec<u8>, String> {
+pub fn crl(app: &App, to_crl_file: bool) -> Result<Vec<u8>, String> {
     let mut locked = app.store.lock().map_err(|e| e.to_string())?;
-    crate::ca::crl::generate(&mut locked, &app.config, &app.ca, now()).map_err(|e| e.to_string())
+    crate::ca::crl::generate(&mut locked, &app.config, &app.ca, now(), to_crl_file).map_err(|e| e.to_string())
 }
 
 /// `getacert updatedb`: expired `V` records become `E`.

@@ -530,7 +530,7 @@ impl App {
         if self.config.paths.crl_file.is_none() {
             return;
         }
-        if let Err(e) = crl::generate(locked, &self.config, &self.ca, t) {
+        if let Err(e) = crl::generate(locked, &self.config, &self.ca, t, true) {
             log::error!("the CRL was not regenerated after a revocation: {e}");
         }
     }

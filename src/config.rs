@@ -121,6 +121,9 @@ pub struct Config {
     pub unique_subject: bool,
     pub rand_serial: bool,
     pub x509_extensions: Option<String>,
+    /// The `x509_extensions` section sets subjectAltName itself (getacert then adds no
+    /// email SAN of its own).
+    pub x509_extensions_san: bool,
     pub copy_extensions: CopyExtensions,
     pub subject: SubjectParts,
     pub username_rule: Regex,
@@ -497,6 +500,14 @@ impl Config {
             ));
         }
 
+        let x509_extensions_san = x509_extensions.as_ref().is_some_and(|sec| {
+            nconf_section(&conf, sec).is_some_and(|items| {
+                items
+                    .iter()
+                    .any(|(k, _)| k.eq_ignore_ascii_case("subjectAltName"))
+            })
+        });
+
         let rule_text = get_ga("username_rule").unwrap_or_else(|| DEFAULT_USERNAME_RULE.into());
         let username_rule = Regex::new(&rule_text)
             .map_err(|e| ga.err("username_rule", format!("not a regular expression: {e}")))?;
@@ -591,6 +602,7 @@ impl Config {
             unique_subject,
             rand_serial: ca.yes_no("rand_serial", false)?,
             x509_extensions,
+            x509_extensions_san,
             copy_extensions,
             subject,
             username_rule,

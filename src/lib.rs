@@ -20,3 +20,4 @@ pub mod ratelimit;
 pub mod responder;
 pub mod token;
 pub mod web;
+pub mod webcheck;

@@ -81,9 +81,17 @@ enum Command {
         #[arg(long)]
         log_stderr: bool,
     },
-    /// Check the configuration, file permissions, CA key and database; print every
-    /// problem with its fix. Exit status 0 only when everything is sound.
-    Check,
+    /// Check the configuration, file permissions, CA key and certificate, database and
+    /// the web server's revocation settings; print every problem and warning with its
+    /// fix. Exit status 1 when there is a problem; "sound" only with no warning either.
+    Check {
+        /// A web server configuration file to read for its CRL and OCSP settings
+        /// (repeatable); by default Debian's nginx and Apache files (nginx.conf,
+        /// sites-enabled/, conf.d/, apache2.conf, conf-enabled/). Each OCSP responder
+        /// they name is asked about this CA.
+        #[arg(long = "web-config", value_name = "FILE")]
+        web_config: Vec<PathBuf>,
+    },
     /// List issued certificates: serial, status, username, expiry.
     List,
     /// Revoke certificates (as `openssl ca -revoke`, under getacert's lock), then
@@ -236,16 +244,32 @@ fn main() -> ExitCode {
             };
             serve(config, listen, workers, sink)
         }
-        Some(Command::Check) => {
-            let report = admin::check(&Config::locate(config));
+        Some(Command::Check { web_config }) => {
+            let mut report = admin::check(&Config::locate(config));
+            if let Ok(c) = Config::load(&Config::locate(config)) {
+                let files = getacert::webcheck::files_or_default(&web_config);
+                let (warnings, notes) = getacert::webcheck::report(&files, &c.ca_cert);
+                report.warnings.extend(warnings);
+                for n in notes {
+                    println!("ok: {n}");
+                }
+            }
             for w in &report.warnings {
                 println!("warning: {w}");
             }
             for p in &report.problems {
                 println!("problem: {p}");
             }
-            if report.problems.is_empty() {
+            if report.problems.is_empty() && report.warnings.is_empty() {
                 println!("{}: sound", Config::locate(config).display());
+                Ok(())
+            } else if report.problems.is_empty() {
+                // Not "sound": what a warning names works, but not everywhere.
+                println!(
+                    "{}: no problems, {} warning(s) to fix",
+                    Config::locate(config).display(),
+                    report.warnings.len()
+                );
                 Ok(())
             } else {
                 Err(format!("{} problem(s) found", report.problems.len()))
@@ -279,7 +303,7 @@ fn main() -> ExitCode {
             Ok(())
         }),
         Some(Command::Crl { out }) => admin_app(config).and_then(|app| {
-            let pem = admin::crl(&app)?;
+            let pem = admin::crl(&app, out.is_none())?;
             match out {
                 Some(path) => std::fs::write(&path, &pem).map_err(|e| format!("{}: {e}", path.display())),
                 None if app.config.paths.crl_file.is_some() => Ok(()),

@@ -22,19 +22,7 @@ struct Issued {
 
 fn enroll(ca: &Ca, front: &Front, username: &str) -> Issued {
     let key = ca.scratch(&format!("{username}.key"));
-    common::openssl(
-        [
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([key.display().to_string()]),
-    );
+    common::ec_p256_key(&key);
     let csr = common::make_csr(&key);
     let reply = front.enroll_csr(username, &csr);
     assert_eq!(reply.status, 200, "enrolling {username}: {reply:?}");

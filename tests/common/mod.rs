@@ -118,6 +118,19 @@ pub fn make_csr(key: &Path) -> String {
     String::from_utf8(out.stdout).expect("PEM is ASCII")
 }
 
+/// A new P-256 key at `path` (`openssl genpkey`).
+pub fn ec_p256_key(path: &Path) {
+    openssl([
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        path.to_str().expect("UTF-8 path"),
+    ]);
+}
+
 // ---------------------------------------------------------------------------------------
 // The CA directory
 
