@@ -240,9 +240,17 @@ devices_story() {
 	login bob "$o/bob-auth-after"
 	check_grep "$s: after the reload, bob at /auth/: SUCCESS" "$o/bob-auth-after" '^SSL_CLIENT_S_DN_CN=bob$'
 
-	# 7. The responder down (getacert stopped): certificate logins fail closed, once
+	# 7. getacert check reads the web server's configuration and asks its responder.
+	runuser -u getacert -- "$BIN" --config "$CA/ca.conf" check --web-config "$T/$s/site.conf" >"$o/check-up" 2>&1
+	check_grep "$s: getacert check --web-config: the responder answers, signed by this CA" "$o/check-up" \
+		"^ok: .*the OCSP responder http://127.0.0.1:$OCSP_PORT/ocsp answers, signed by this CA"
+
+	# 8. The responder down (getacert stopped): certificate logins fail closed, once
 	# nginx's cached answer is past its nextUpdate; pages without a certificate load.
 	stop_pid "$GETACERT_PID"
+	runuser -u getacert -- "$BIN" --config "$CA/ca.conf" check --web-config "$T/$s/site.conf" >"$o/check-down" 2>&1
+	check_grep "$s: getacert check --web-config, getacert down: the responder does not answer" "$o/check-down" \
+		"^warning: .*the OCSP responder http://127.0.0.1:$OCSP_PORT/ocsp does not answer"
 	sleep 4
 	login bob "$o/bob-auth-down"
 	if refused_or_not_success "$o/bob-auth-down"; then
