@@ -3,10 +3,12 @@
 //! and the headers of the answer. The answer itself comes from `ca::ocsp`; the status
 //! of each serial from `ca::status`, read without the database lock.
 //!
-//! A request is OCSP when it is a POST with `Content-Type: application/ocsp-request`,
-//! or when its path has an `/ocsp` segment: `…/ocsp` (POST) or `…/ocsp/BASE64` (GET,
-//! what nginx sends; the base64 may be percent-encoded). No rate limit and no lock:
-//! it is a read of public status that every TLS handshake of a client makes.
+//! A request is OCSP when its path has an `/ocsp` segment: POST `…/ocsp` (what Apache
+//! sends, `application/ocsp-request`) or GET `…/ocsp/BASE64` (what nginx sends; the
+//! base64 may be percent-encoded). Only the path decides: a POST to the enrollment URL
+//! is an enrollment whatever its content type. No rate limit and no lock: it is a read
+//! of public status that every TLS handshake of a client makes, and costs one
+//! signature, as the handshake itself does.
 
 use openssl::hash::{MessageDigest, hash};
 
@@ -41,13 +43,6 @@ fn path(req: &Request) -> String {
 /// `Some` when `req` is an OCSP request (see the module docs).
 pub fn route(req: &Request, method: &str) -> Option<Route> {
     let p = path(req);
-    let is_post_type = req.param_str("CONTENT_TYPE").is_some_and(|t| {
-        t.split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .eq_ignore_ascii_case(REQUEST_TYPE)
-    });
     let data = match p.find("/ocsp/") {
         Some(i) => Some(p[i + "/ocsp/".len()..].to_string()),
         None if p.ends_with("/ocsp") => Some(String::new()),
@@ -55,7 +50,6 @@ pub fn route(req: &Request, method: &str) -> Option<Route> {
     };
     match (method, data) {
         ("POST", Some(_)) => Some(Route::Post),
-        ("POST", None) if is_post_type => Some(Route::Post),
         ("GET" | "HEAD", Some(d)) => Some(Route::Get(d)),
         _ => None,
     }
@@ -215,14 +209,14 @@ mod tests {
     }
 
     #[test]
-    fn routes_by_path_segment_or_content_type_only() {
+    fn routes_by_path_segment_only() {
         type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], Option<Route>);
         let cases: &[Case] = &[
             ("POST", &[("REQUEST_URI", "/ocsp")], Some(Route::Post)),
             (
                 "POST",
                 &[("REQUEST_URI", "/getacert.php"), ("CONTENT_TYPE", REQUEST_TYPE)],
-                Some(Route::Post),
+                None,
             ),
             (
                 "POST",

@@ -355,6 +355,27 @@ fn ocsp_malformed_requests_get_malformed_request_and_change_nothing() {
         let shown = response_text(&ca, &reply.body, "m-get.text");
         assert!(shown.contains("malformedrequest"), "GET {tail:?}: {shown}");
     }
+    // More certificates than one request may ask about (64): refused, not signed 65
+    // times over; 64 are answered.
+    for (n, want) in [(65, "malformedrequest"), (64, "Response Status: successful")] {
+        let serials: Vec<String> = (0..n).map(|i| format!("0x{:X}", 0x5000 + i)).collect();
+        let mut args: Vec<&str> = Vec::new();
+        for s in &serials {
+            args.extend(["-serial", s.as_str()]);
+        }
+        let req = make_request(&ca, &ca.cert, &[], &args, &format!("n{n}.req"));
+        let reply = post(&front, &fs::read(&req).unwrap());
+        let shown = response_text(&ca, &reply.body, &format!("n{n}.text"));
+        assert!(shown.contains(want), "{n} certificates: {shown}");
+    }
+    // Any path without an /ocsp segment is the enrollment page, whatever the type.
+    let reply = front.send(&HttpRequest {
+        method: "POST".into(),
+        content_type: Some(OCSP_REQUEST.into()),
+        body: good.clone(),
+        params: Vec::new(),
+    });
+    assert_eq!(reply.status, 415, "{reply:?}");
     assert_eq!(ca.snapshot(), before, "an OCSP request changed the CA directory");
 }
 
