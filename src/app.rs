@@ -802,9 +802,9 @@ impl App {
 /// once its cached OCSP answer is older than `ocsp_next_update`.
 pub fn revoked_notice(serial: &str, next_update: u32) -> String {
     format!(
-        "Certificate {serial} is revoked. This page no longer accepts it, and the web server refuses \
-         new connections from that device within {next_update} seconds. A page it already has open \
-         may keep working until its connection closes."
+        "The device with certificate {serial} can no longer sign in: this page no longer accepts \
+         it, and the web server refuses its new connections within {next_update} seconds. A page \
+         it already has open may keep working until its connection closes."
     )
 }
 

@@ -1095,9 +1095,11 @@ fn add_device_flow(mode: Mode) {
         t.send_logged(&d1.sign_in(account(&page.token(), "revoke", &[("serial", &d2.serial)])));
     assert_eq!(reply.status, 200, "{reply:?}");
     assert!(
-        reply
-            .text()
-            .contains("is revoked. This page no longer accepts it, and the web server refuses"),
+        reply.text().contains(&format!(
+            "certificate {} can no longer sign in: this page no longer accepts it, and the web \
+             server refuses its new connections within 60 seconds",
+            d2.serial
+        )),
         "{reply:?}"
     );
     assert!(

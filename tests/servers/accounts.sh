@@ -164,7 +164,7 @@ devices_story() {
 		--data-urlencode "serial=$s2" --data-urlencode "token=$tok"
 	check_grep "$s: POST action=revoke serial=$s2 from device 1: 200" "$o/d1-revoke" '^HTTP_STATUS=200$'
 	check_grep "$s: the page says device 2 is revoked and refused within nextUpdate" "$o/d1-revoke" \
-		"Certificate 0*$s2 is revoked. This page no longer accepts it, and the web server refuses new connections from that device within 3 seconds"
+		"The device with certificate 0*$s2 can no longer sign in: this page no longer accepts it, and the web server refuses its new connections within 3 seconds"
 	check "$s: index.txt: device 2 ($s2) is R" test "$(index_status "$s2")" = R
 	check "$s: index.txt: device 1 ($s1) is still V" test "$(index_status "$s1")" = V
 	openssl crl -in "$CA/crl.pem" -noout -text >"$o/crl.txt" 2>&1
