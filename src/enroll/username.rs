@@ -3,6 +3,8 @@
 //! distinguished name or of index.txt can never pass.
 
 use regex::Regex;
+use unicode_normalization::UnicodeNormalization;
+use unicode_security::MixedScript;
 
 /// A username that passed the rule. Only [`Username::parse`] makes one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +17,8 @@ pub enum UsernameError {
     /// A character that is never allowed (control, whitespace, DN or index separators).
     ForbiddenChar(char),
     NonAscii,
+    /// Letters of more than one script ("аlice" with a Cyrillic а): UTS #39 mixed script.
+    MixedScript,
     RuleMismatch,
 }
 
@@ -39,10 +43,15 @@ impl Username {
         if !allow_non_ascii && !raw.is_ascii() {
             return Err(UsernameError::NonAscii);
         }
-        if !rule.is_match(raw) {
+        // One spelling per name: NFC, so "zoë" typed as e + U+0308 is the same name.
+        let name: String = if raw.is_ascii() { raw.to_string() } else { raw.nfc().collect() };
+        if !name.is_single_script() {
+            return Err(UsernameError::MixedScript);
+        }
+        if !rule.is_match(&name) {
             return Err(UsernameError::RuleMismatch);
         }
-        Ok(Username(raw.to_string()))
+        Ok(Username(name))
     }
 
     pub fn as_str(&self) -> &str {
@@ -54,6 +63,18 @@ impl Username {
     pub(crate) fn config_probe() -> Username {
         Username("probe".to_string())
     }
+}
+
+/// The form two usernames are compared in: ASCII case folded when only ASCII names are
+/// allowed; with `allow_non_ascii`, NFC, full Unicode case folding, then the UTS #39
+/// confusable skeleton, so "Zoë" (either spelling), "ZOË" and a Cyrillic look-alike
+/// of "alice" all meet the name they imitate.
+pub fn comparison_key(name: &str, unicode: bool) -> String {
+    if !unicode {
+        return name.to_ascii_lowercase();
+    }
+    let folded = caseless::default_case_fold_str(&name.nfc().collect::<String>());
+    unicode_security::skeleton(&folded).collect()
 }
 
 /// An email address that passed a conservative check (ASCII, one `@`, a dotted domain,
@@ -114,6 +135,7 @@ mod tests {
             ("a\\b", Err(UsernameError::ForbiddenChar('\\'))),
             ("al\u{FFFD}ce", Err(UsernameError::ForbiddenChar('\u{FFFD}'))),
             ("alicé", Err(UsernameError::NonAscii)),
+            ("аlice", Err(UsernameError::NonAscii)),
             (".alice", Err(UsernameError::RuleMismatch)),
             ("-alice", Err(UsernameError::RuleMismatch)),
             ("al!ce", Err(UsernameError::RuleMismatch)),

@@ -4,7 +4,6 @@
 
 use crate::app::{App, Identity};
 use crate::ca::index::{Record, Status};
-use crate::token::Purpose;
 use crate::web::{Request, Response};
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -119,16 +118,34 @@ pub fn serve_get(app: &App, req: &Request) -> Response {
             }
         };
     }
+    // The form token is this requester's: the certificate presented (`?enroll=1` while
+    // signed in), else a cookie set now.
+    let (token, cookie) = match &who {
+        Some(who) => (app.account_token(who), None),
+        None => match app.anonymous_token(req) {
+            Ok(t) => t,
+            Err(e) => {
+                log::error!("{e:?} while making a form token");
+                return Response::new(
+                    500,
+                    "text/plain; charset=utf-8",
+                    b"Something went wrong on the server.\n".to_vec(),
+                );
+            }
+        },
+    };
     let html = PAGE
         .replace("{{ACTION}}", &escape(&action(req)))
-        .replace("{{TOKEN}}", &escape(&app.make_token(Purpose::Form)))
-        .replace("{{CHALLENGE}}", &escape(&app.make_token(Purpose::Challenge)))
+        .replace("{{TOKEN}}", &escape(&token))
+        .replace("{{CHALLENGE}}", &escape(&app.make_challenge()))
         .replace("{{AUTH_URL}}", &escape(&app.config.auth_url))
         .replace("{{CA_NAME}}", &escape(&ca_name(app)));
-    secure_headers(
-        Response::new(200, "text/html; charset=utf-8", html.into_bytes())
-            .with_header("Cache-Control", "no-store"),
-    )
+    let mut resp = Response::new(200, "text/html; charset=utf-8", html.into_bytes())
+        .with_header("Cache-Control", "no-store");
+    if let Some(c) = cookie {
+        resp = resp.with_header("Set-Cookie", &c);
+    }
+    secure_headers(resp)
 }
 
 /// A short HTML page for a refused form post from a browser without JavaScript.
@@ -174,7 +191,7 @@ pub fn account_page(
     code: Option<&str>,
 ) -> Response {
     let action = escape(&action(req));
-    let token = escape(&app.make_token(Purpose::Form));
+    let token = escape(&app.account_token(who));
     let now = crate::app::now();
     let mut list = String::new();
     for r in devices {
