@@ -456,8 +456,8 @@ suite_socket() {
 	local sock=$1 o=$T/out
 	mkdir -p "$o"
 	check "the socket is 0660 getacert:www-data" test "$(stat -c '%a %U %G' "$sock")" = "660 getacert www-data"
-	fcgi_as www-data "$sock" </dev/null >"$o/sock-www" 2>&1
-	check_grep "www-data (the web server) gets an answer on the socket" "$o/sock-www" '^Content-[Tt]ype: text/html'
+	fcgi_as www-data "$sock" GETACERT_FRONT_SECRET="$(cat "$CA/front-secret" 2>/dev/null)" </dev/null >"$o/sock-www" 2>&1
+	check_grep "www-data (the web server) with the front secret gets an answer on the socket" "$o/sock-www" '^Content-[Tt]ype: text/html'
 	fcgi_as nobody "$sock" </dev/null >"$o/sock-nobody" 2>&1
 	check_nogrep "nobody (not in www-data) gets nothing from the socket" "$o/sock-nobody" '^Content-[Tt]ype|^Status|<form'
 	# cgi-fcgi does not say why; curl -v does.
