@@ -20,8 +20,8 @@ use crate::app::{App, now};
 use crate::ca::index::{self, Status};
 use crate::ca::sign::Ca;
 use crate::ca::store::{Locked, Store};
-use crate::enroll::username::comparison_key;
 use crate::config::{Config, GETACERT_KEYS};
+use crate::enroll::username::comparison_key;
 
 /// What `init` makes.
 pub struct InitOptions {
@@ -479,8 +479,13 @@ pub fn release(app: &App, user: &str) -> Result<Released, String> {
     let revoked = revoke_locked(app, &mut locked, Some("cessationOfOperation"), t, |r| {
         r.expires_unix() > t && released.contains(&r.serial)
     })?;
-    crate::ca::codes::void(&locked, &codes, &comparison_key(user, app.config.allow_non_ascii), t)
-        .map_err(|e| e.to_string())?;
+    crate::ca::codes::void(
+        &locked,
+        &codes,
+        &comparison_key(user, app.config.allow_non_ascii),
+        t,
+    )
+    .map_err(|e| e.to_string())?;
     locked.release(user, &released, t).map_err(|e| e.to_string())?;
     drop(locked);
     ::log::info!(

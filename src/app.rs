@@ -268,9 +268,7 @@ fn presented(req: &Request) -> Option<(String, X509)> {
 fn remote(req: &Request) -> std::borrow::Cow<'_, str> {
     match req.param("REMOTE_ADDR") {
         None => "-".into(),
-        Some(v) if !v.is_empty() && v.iter().all(|b| b.is_ascii_graphic()) => {
-            String::from_utf8_lossy(v)
-        }
+        Some(v) if !v.is_empty() && v.iter().all(|b| b.is_ascii_graphic()) => String::from_utf8_lossy(v),
         Some(v) => format!("{:?}", String::from_utf8_lossy(v)).into(),
     }
 }
@@ -278,11 +276,16 @@ fn remote(req: &Request) -> std::borrow::Cow<'_, str> {
 /// `__Host-getacert` over HTTPS (the browser then refuses it from anywhere else),
 /// `getacert` on plain HTTP (a test set-up).
 fn cookie_name(req: &Request) -> &'static str {
-    if is_https(req) { "__Host-getacert" } else { "getacert" }
+    if is_https(req) {
+        "__Host-getacert"
+    } else {
+        "getacert"
+    }
 }
 
 fn is_https(req: &Request) -> bool {
-    req.param_str("HTTPS").is_some_and(|v| v.eq_ignore_ascii_case("on"))
+    req.param_str("HTTPS")
+        .is_some_and(|v| v.eq_ignore_ascii_case("on"))
 }
 
 /// The anonymous browser cookie, when the request carries a well-formed one.
@@ -393,7 +396,7 @@ impl App {
 
     /// The request came from the web server: it carries the front secret (when one is
     /// configured). Compared in constant time; the value is never logged.
-    fn from_front(&self, req: &Request) -> bool {
+    fn carries_front_secret(&self, req: &Request) -> bool {
         let Some(want) = &self.front_secret else {
             return true;
         };
@@ -410,7 +413,12 @@ impl App {
     /// The form token of a signed-in user's page: bound to the certificate presented,
     /// so only a request presenting that certificate can use it.
     pub fn account_token(&self, who: &Identity) -> String {
-        token::make(&self.secret, Purpose::Form, &format!("cert:{}", who.serial), now())
+        token::make(
+            &self.secret,
+            Purpose::Form,
+            &format!("cert:{}", who.serial),
+            now(),
+        )
     }
 
     /// The form token of the anonymous page, bound to a random browser cookie, and
@@ -422,7 +430,8 @@ impl App {
             Some(c) => (c.to_string(), None),
             None => {
                 let mut raw = [0u8; 16];
-                openssl::rand::rand_bytes(&mut raw).map_err(|e| Refusal::Internal(format!("random cookie: {e}")))?;
+                openssl::rand::rand_bytes(&mut raw)
+                    .map_err(|e| Refusal::Internal(format!("random cookie: {e}")))?;
                 let value: String = raw.iter().map(|b| format!("{b:02x}")).collect();
                 let header = format!(
                     "{}={value}; Path=/; {}HttpOnly; SameSite=Strict",
@@ -485,7 +494,10 @@ impl App {
     /// The key rate limits and code guesses are counted under: the client address, an
     /// IPv6 address cut to its `/ipv6_prefix` network (one host usually has a /64).
     fn client_key(&self, req: &Request) -> String {
-        crate::ratelimit::client_key(req.param_str("REMOTE_ADDR").unwrap_or("-"), self.config.ipv6_prefix)
+        crate::ratelimit::client_key(
+            req.param_str("REMOTE_ADDR").unwrap_or("-"),
+            self.config.ipv6_prefix,
+        )
     }
 
     /// Who is asking: the web server verified a client certificate
@@ -598,14 +610,19 @@ impl App {
             .ok_or(Refusal::NotYourDevice)?;
         let t = now();
         let mut locked = self.store.lock()?;
-        let owner = |r: &Record| r.common_name().is_some_and(|cn| locked.same_name(cn, &who.username));
+        let owner = |r: &Record| {
+            r.common_name()
+                .is_some_and(|cn| locked.same_name(cn, &who.username))
+        };
         let mine: Vec<String> = locked
             .records()?
             .into_iter()
             .filter(|r| r.serial == serial && owner(r))
             .map(|r| r.serial)
             .collect();
-        let revoked = crl::revoke(&mut locked, Some("cessationOfOperation"), t, |r| mine.contains(&r.serial))?;
+        let revoked = crl::revoke(&mut locked, Some("cessationOfOperation"), t, |r| {
+            mine.contains(&r.serial)
+        })?;
         if revoked.is_empty() {
             return Err(Refusal::NotYourDevice);
         }
@@ -744,7 +761,9 @@ impl App {
                 self.rate_limit(&format!("owner {name_key}"), true)?;
                 Grant::ClientCertificate
             }
-            None if locked.username_known(username.as_str()) || codes::has_live(&codes_path, &name_key, t)? => {
+            None if locked.username_known(username.as_str())
+                || codes::has_live(&codes_path, &name_key, t)? =>
+            {
                 // A name that was ever issued belongs to its account: only a code opens
                 // it to an anonymous request. Refusing costs nobody's limit.
                 let Some(code) = code else {
@@ -889,7 +908,11 @@ impl App {
                 }),
             Grant::AddDeviceCode | Grant::RecoveryCode => None,
         };
-        Ok(lost.or_else(|| locked.subject_taken(subject_line, t).then_some(Refusal::SubjectTaken)))
+        Ok(lost.or_else(|| {
+            locked
+                .subject_taken(subject_line, t)
+                .then_some(Refusal::SubjectTaken)
+        }))
     }
 
     fn refuse(&self, req: &Request, r: &Refusal) -> Response {
@@ -967,7 +990,7 @@ fn read_front_secret(path: &std::path::Path) -> Result<Vec<u8>, StartError> {
 
 impl Handler for App {
     fn handle(&self, req: &Request) -> Response {
-        if !self.from_front(req) {
+        if !self.carries_front_secret(req) {
             log::warn!(
                 target: "audit",
                 "refused status=403 remote={} reason=the FastCGI request does not carry the front secret ({})",

@@ -510,7 +510,12 @@ impl Config {
 
         let allow_non_ascii = ga.yes_no("allow_non_ascii", false)?;
         let rule_text = get_ga("username_rule").unwrap_or_else(|| {
-            if allow_non_ascii { DEFAULT_UNICODE_USERNAME_RULE } else { DEFAULT_USERNAME_RULE }.into()
+            if allow_non_ascii {
+                DEFAULT_UNICODE_USERNAME_RULE
+            } else {
+                DEFAULT_USERNAME_RULE
+            }
+            .into()
         });
         let username_rule = Regex::new(&rule_text)
             .map_err(|e| ga.err("username_rule", format!("not a regular expression: {e}")))?;
@@ -589,7 +594,9 @@ impl Config {
         if !(16..=128).contains(&ipv6_prefix) {
             return Err(ga.err("ipv6_prefix", "must be between 16 and 128"));
         }
-        let front_secret_file = get_ga("front_secret_file").filter(|v| !v.is_empty()).map(PathBuf::from);
+        let front_secret_file = get_ga("front_secret_file")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
 
         Ok(Config {
             ipv6_prefix,

@@ -194,7 +194,10 @@ fn serve(
                 .into(),
         );
     }
-    log::info!("serving FastCGI on {listen:?} with {} workers", opts.workers.max(1));
+    log::info!(
+        "serving FastCGI on {listen:?} with {} workers",
+        opts.workers.max(1)
+    );
     server::serve_on(listener, opts, Arc::new(app)).map_err(|e| e.to_string())
 }
 

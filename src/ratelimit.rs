@@ -41,7 +41,11 @@ pub fn client_key(addr: &str, v6_prefix: u8) -> String {
             None => {
                 let bits = u128::from(a);
                 let prefix = u32::from(v6_prefix.min(128));
-                let mask = if prefix == 0 { 0 } else { u128::MAX << (128 - prefix) };
+                let mask = if prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - prefix)
+                };
                 format!("{}/{prefix}", std::net::Ipv6Addr::from(bits & mask))
             }
         },
@@ -114,8 +118,14 @@ mod tests {
     fn ipv6_clients_count_by_network() {
         assert_eq!(client_key("192.0.2.7", 64), "192.0.2.7");
         assert_eq!(client_key("2001:db8:1:2:aaaa::1", 64), "2001:db8:1:2::/64");
-        assert_eq!(client_key("2001:db8:1:2:bbbb::9", 64), client_key("2001:db8:1:2:aaaa::1", 64));
-        assert_ne!(client_key("2001:db8:1:3::1", 64), client_key("2001:db8:1:2::1", 64));
+        assert_eq!(
+            client_key("2001:db8:1:2:bbbb::9", 64),
+            client_key("2001:db8:1:2:aaaa::1", 64)
+        );
+        assert_ne!(
+            client_key("2001:db8:1:3::1", 64),
+            client_key("2001:db8:1:2::1", 64)
+        );
         assert_eq!(client_key("2001:db8:1:2::1", 48), "2001:db8:1::/48");
         assert_eq!(client_key("2001:db8::1", 128), "2001:db8::1/128");
         assert_eq!(client_key("::ffff:192.0.2.7", 64), "192.0.2.7");

@@ -126,7 +126,10 @@ mod tests {
         assert!(verify(s, Purpose::Form, b, &t, 4600, 3600));
         assert!(!verify(s, Purpose::Form, b, &t, 4601, 3600), "expired");
         assert!(!verify(s, Purpose::Challenge, b, &t, 1000, 3600), "other purpose");
-        assert!(!verify(s, Purpose::Form, "cert:1001", &t, 1000, 3600), "other requester");
+        assert!(
+            !verify(s, Purpose::Form, "cert:1001", &t, 1000, 3600),
+            "other requester"
+        );
         assert!(!verify(s, Purpose::Form, "", &t, 1000, 3600), "bound to nobody");
         assert!(!verify(
             b"another secret, also 32 bytes!!!",

@@ -870,7 +870,11 @@ fn code_guesses_count_per_client_and_never_void_the_code(mode: Mode) {
             &from(enroll("alice", &[("code", guess)]), "203.0.113.66"),
             &["wrong or expired code"],
         );
-        assert_eq!(codes_on_disk(&ca), [("alice".to_string(), 5)], "{what}: the code is untouched");
+        assert_eq!(
+            codes_on_disk(&ca),
+            [("alice".to_string(), 5)],
+            "{what}: the code is untouched"
+        );
     }
     // The fourth guess from that address must wait (even with the right code).
     for guess in ["33333-33333", code.as_str()] {
@@ -888,20 +892,29 @@ fn code_guesses_count_per_client_and_never_void_the_code(mode: Mode) {
         refused_code(
             &t,
             &format!("{mode:?} IPv6 guess {i}"),
-            &from(enroll("alice", &[("code", "00000-00000")]), &format!("2001:db8:5:6::{i}")),
+            &from(
+                enroll("alice", &[("code", "00000-00000")]),
+                &format!("2001:db8:5:6::{i}"),
+            ),
             &[],
         );
     }
     refused(
         &t,
         &format!("{mode:?} same /64, other address"),
-        &from(enroll("alice", &[("code", "00000-00000")]), "2001:db8:5:6:ffff::1"),
+        &from(
+            enroll("alice", &[("code", "00000-00000")]),
+            "2001:db8:5:6:ffff::1",
+        ),
         429,
         &[],
     );
     // alice, elsewhere, is not locked out: the code works.
     let reply = t.send(&from(enroll("alice", &[("code", &code)]), "198.51.100.20"));
-    assert_eq!(reply.status, 200, "the owner's code after someone's guesses: {reply:?}");
+    assert_eq!(
+        reply.status, 200,
+        "the owner's code after someone's guesses: {reply:?}"
+    );
     assert_eq!(codes_on_disk(&ca), []);
 }
 
@@ -940,13 +953,34 @@ fn username_rate_limit_fastcgi() {
         refused(&t, &format!("taken {i}"), &enroll("Alice", &[]), 409, &[]);
     }
     refused_code(&t, "2nd", &enroll("alice", &[("code", "00000-00000")]), &[]);
-    refused_code(&t, "3rd", &enroll("alice", &[("code", "11111-11111")]).with_param("REMOTE_ADDR", "192.0.2.8"), &[]);
-    let reply = refused(&t, "4th", &enroll("alice", &[("code", &code)]).with_param("REMOTE_ADDR", "192.0.2.9"), 429, &[]);
+    refused_code(
+        &t,
+        "3rd",
+        &enroll("alice", &[("code", "11111-11111")]).with_param("REMOTE_ADDR", "192.0.2.8"),
+        &[],
+    );
+    let reply = refused(
+        &t,
+        "4th",
+        &enroll("alice", &[("code", &code)]).with_param("REMOTE_ADDR", "192.0.2.9"),
+        429,
+        &[],
+    );
     let secs = retry_after(&reply);
     assert!((1..=3600).contains(&secs), "Retry-After {secs}");
     assert!(reply.text().contains("Too many attempts"), "{reply:?}");
-    refused(&t, "5th, other case", &enroll("ALICE", &[("code", &code)]), 429, &[]);
-    assert_eq!(codes_on_disk(&ca), [("alice".to_string(), 5)], "429 costs the code nothing");
+    refused(
+        &t,
+        "5th, other case",
+        &enroll("ALICE", &[("code", &code)]),
+        429,
+        &[],
+    );
+    assert_eq!(
+        codes_on_disk(&ca),
+        [("alice".to_string(), 5)],
+        "429 costs the code nothing"
+    );
     // Other usernames are served.
     enroll_ok(&t, "bob", None, &[]);
     // The owner, signed in, is not limited by the anonymous traffic for her name.
@@ -1756,10 +1790,19 @@ fn revoked_name_stays_its_owners_until_released(mode: Mode) {
     let ca = Ca::init();
     let t = Target::new(&ca, mode);
     let alice = enroll_ok(&t, "alice", None, &[]);
-    admin_ok(&ca, &["revoke", "--serial", &alice.serial, "--reason", "keyCompromise"]);
+    admin_ok(
+        &ca,
+        &["revoke", "--serial", &alice.serial, "--reason", "keyCompromise"],
+    );
     assert_eq!(ca.status(&alice.serial), "Revoked (R)");
     for name in ["alice", "ALICE"] {
-        let reply = refused(&t, &format!("{mode:?} anonymous {name} after revocation"), &enroll(name, &[]), 409, &[]);
+        let reply = refused(
+            &t,
+            &format!("{mode:?} anonymous {name} after revocation"),
+            &enroll(name, &[]),
+            409,
+            &[],
+        );
         assert!(reply.text().contains("already taken"), "{reply:?}");
     }
     refused(
@@ -1771,26 +1814,48 @@ fn revoked_name_stays_its_owners_until_released(mode: Mode) {
     );
     // Expired the same way: an old record `openssl ca` left V past its notAfter.
     expired_cert_by_openssl_ca(&ca, "olivia");
-    refused(&t, &format!("{mode:?} an expired name"), &enroll("olivia", &[]), 409, &[]);
+    refused(
+        &t,
+        &format!("{mode:?} an expired name"),
+        &enroll("olivia", &[]),
+        409,
+        &[],
+    );
 
     let out = admin(&ca, &["release", "alice"]);
     assert!(out.status.success(), "{out:?}");
     let log = String::from_utf8_lossy(&out.stderr);
-    assert!(log.contains("released user=alice by=admin"), "release is logged: {log}");
+    assert!(
+        log.contains("released user=alice by=admin"),
+        "release is logged: {log}"
+    );
     let released = fs::read_to_string(ca.path("getacert.released")).unwrap();
-    assert!(released.starts_with(&format!("{}\talice\t", alice.serial)), "{released:?}");
+    assert!(
+        released.starts_with(&format!("{}\talice\t", alice.serial)),
+        "{released:?}"
+    );
     // openssl ca still reads the database, and has it as it was.
     assert_eq!(ca.status(&alice.serial), "Revoked (R)");
 
     let new_alice = enroll_ok(&t, "Alice", None, &[]);
-    refused(&t, &format!("{mode:?} after the new Alice"), &enroll("alice", &[]), 409, &[]);
+    refused(
+        &t,
+        &format!("{mode:?} after the new Alice"),
+        &enroll("alice", &[]),
+        409,
+        &[],
+    );
     // A release of a name never issued is an error, and changes nothing.
     let out = admin(&ca, &["release", "nobody-here"]);
     assert!(!out.status.success(), "{out:?}");
     // Releasing a valid name revokes what is still valid.
     let out = admin_ok(&ca, &["release", "alice"]);
     assert!(out.contains(&format!("revoked: {}", new_alice.serial)), "{out}");
-    let line = ca.index().into_iter().find(|l| l.serial == new_alice.serial).unwrap();
+    let line = ca
+        .index()
+        .into_iter()
+        .find(|l| l.serial == new_alice.serial)
+        .unwrap();
     assert!(line.revoked.ends_with(",cessationOfOperation"), "{line:?}");
     enroll_ok(&t, "alice", None, &[]);
 }
@@ -1816,15 +1881,30 @@ fn release_survives_openssl_ca_rewrites_and_restarts() {
     let carol = Device::issued(&ca, &enroll_via(&d, "carol"));
     admin_ok(&ca, &["release", "bob"]);
     // openssl ca -revoke rewrites index.txt by rename.
-    openssl_ca_locked(&ca, &["-revoke", ca.path(&format!("newcerts/{}.pem", carol.serial)).to_str().unwrap()]);
-    assert_eq!(enroll_via(&d, "carol").status, 409, "carol revoked by openssl ca: still hers");
+    openssl_ca_locked(
+        &ca,
+        &[
+            "-revoke",
+            ca.path(&format!("newcerts/{}.pem", carol.serial))
+                .to_str()
+                .unwrap(),
+        ],
+    );
+    assert_eq!(
+        enroll_via(&d, "carol").status,
+        409,
+        "carol revoked by openssl ca: still hers"
+    );
     d.restart();
     let reply = enroll_via(&d, "bob");
     assert_eq!(reply.status, 200, "bob released before the restart: {reply:?}");
     assert_eq!(enroll_via(&d, "bob").status, 409, "the new bob owns it");
     // By hand, as docs/deployment.md says: one line per serial, under the lock.
     with_lock(&ca, || {
-        let mut f = fs::OpenOptions::new().append(true).open(ca.path("getacert.released")).unwrap();
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(ca.path("getacert.released"))
+            .unwrap();
         writeln!(f, "{}\tcarol\t0", carol.serial).unwrap();
     });
     let reply = enroll_via(&d, "carol");
@@ -1838,7 +1918,10 @@ fn help_lists_release() {
     let out = Command::new(common::bin()).arg("--help").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("release"), "{text}");
-    let out = Command::new(common::bin()).args(["release", "--help"]).output().unwrap();
+    let out = Command::new(common::bin())
+        .args(["release", "--help"])
+        .output()
+        .unwrap();
     assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("Free a username"));
 }
 
@@ -1854,19 +1937,47 @@ fn form_tokens_are_bound_to_the_requester(mode: Mode) {
     let alice_token = t.send(&alice.sign_in(HttpRequest::get())).token();
     let anon_page = t.send(&HttpRequest::get());
     let (anon_token, cookie) = (anon_page.token(), anon_page.cookie());
-    assert!(anon_page.header("Set-Cookie").unwrap().contains("SameSite=Strict"));
+    assert!(
+        anon_page
+            .header("Set-Cookie")
+            .unwrap()
+            .contains("SameSite=Strict")
+    );
     let revoke_alice2 = |token: &str| account(token, "revoke", &[("serial", &alice2.serial)]);
     for (case, req) in [
-        ("bob with alice's token", bob.sign_in(account(&alice_token, "add-device-code", &[]))),
-        ("alice with an anonymous page's token", alice.sign_in(revoke_alice2(&anon_token)).with_param("HTTP_COOKIE", &cookie)),
-        ("alice's other device with her token", alice2.sign_in(account(&alice_token, "add-device-code", &[]))),
-        ("anonymous with alice's token", enroll("zed", &[("token", &alice_token)])),
-        ("anonymous token without its cookie", enroll("zed", &[("token", &anon_token)])),
+        (
+            "bob with alice's token",
+            bob.sign_in(account(&alice_token, "add-device-code", &[])),
+        ),
+        (
+            "alice with an anonymous page's token",
+            alice
+                .sign_in(revoke_alice2(&anon_token))
+                .with_param("HTTP_COOKIE", &cookie),
+        ),
+        (
+            "alice's other device with her token",
+            alice2.sign_in(account(&alice_token, "add-device-code", &[])),
+        ),
+        (
+            "anonymous with alice's token",
+            enroll("zed", &[("token", &alice_token)]),
+        ),
+        (
+            "anonymous token without its cookie",
+            enroll("zed", &[("token", &anon_token)]),
+        ),
         (
             "anonymous token with another cookie",
-            enroll("zed", &[("token", &anon_token)]).with_param("HTTP_COOKIE", "getacert=00112233445566778899aabbccddeeff"),
+            enroll("zed", &[("token", &anon_token)])
+                .with_param("HTTP_COOKIE", "getacert=00112233445566778899aabbccddeeff"),
         ),
-        ("signed-in enrollment with an anonymous token", alice.sign_in(enroll("alice", &[("token", &anon_token)])).with_param("HTTP_COOKIE", &cookie)),
+        (
+            "signed-in enrollment with an anonymous token",
+            alice
+                .sign_in(enroll("alice", &[("token", &anon_token)]))
+                .with_param("HTTP_COOKIE", &cookie),
+        ),
     ] {
         refused(&t, &format!("{mode:?} {case}"), &req, 400, &[]);
     }
@@ -1904,8 +2015,16 @@ fn cross_site_posts_are_refused_even_with_a_token(mode: Mode) {
         ("Sec-Fetch-Site same-site", "HTTP_SEC_FETCH_SITE", "same-site"),
         ("Origin null", "HTTP_ORIGIN", "null"),
         ("Origin of another host", "HTTP_ORIGIN", "https://evil.example"),
-        ("Origin of another port", "HTTP_ORIGIN", "https://example.org:9443"),
-        ("Origin http on the https port", "HTTP_ORIGIN", "http://example.org"),
+        (
+            "Origin of another port",
+            "HTTP_ORIGIN",
+            "https://example.org:9443",
+        ),
+        (
+            "Origin http on the https port",
+            "HTTP_ORIGIN",
+            "http://example.org",
+        ),
     ];
     for (case, header, value) in marks {
         for (what, req) in [
@@ -1914,7 +2033,13 @@ fn cross_site_posts_are_refused_even_with_a_token(mode: Mode) {
             ("renew", enroll("alice", &[("renew", "yes"), ("token", &token)])),
         ] {
             let req = host(alice.sign_in(req)).with_param(header, value);
-            refused(&t, &format!("{mode:?} {case}: {what}"), &req, 403, &["cross-site post"]);
+            refused(
+                &t,
+                &format!("{mode:?} {case}: {what}"),
+                &req,
+                403,
+                &["cross-site post"],
+            );
         }
     }
     assert_eq!(ca.status(&alice.serial), "Valid (V)");
@@ -1925,7 +2050,11 @@ fn cross_site_posts_are_refused_even_with_a_token(mode: Mode) {
         .with_param("HTTP_SEC_FETCH_SITE", "same-origin");
     assert_eq!(t.send(&same_origin).status, 200);
     let curl = alice.sign_in(enroll("alice", &[("renew", "yes")]));
-    assert_eq!(t.send(&curl).status, 200, "no Origin, no Sec-Fetch-Site: a script");
+    assert_eq!(
+        t.send(&curl).status,
+        200,
+        "no Origin, no Sec-Fetch-Site: a script"
+    );
 }
 
 #[test]
@@ -1951,8 +2080,19 @@ fn front_secret_is_required_from_whoever_reaches_the_socket() {
     let forged = alice.sign_in(enroll("alice", &[]));
     for (case, req) in [
         ("no secret", forged.clone()),
-        ("a wrong secret", forged.clone().with_param("GETACERT_FRONT_SECRET", &format!("{}0", &secret[..secret.len() - 1]))),
-        ("the secret with a newline", forged.clone().with_param("GETACERT_FRONT_SECRET", &format!("{secret}\n"))),
+        (
+            "a wrong secret",
+            forged.clone().with_param(
+                "GETACERT_FRONT_SECRET",
+                &format!("{}0", &secret[..secret.len() - 1]),
+            ),
+        ),
+        (
+            "the secret with a newline",
+            forged
+                .clone()
+                .with_param("GETACERT_FRONT_SECRET", &format!("{secret}\n")),
+        ),
         ("a GET without the secret", HttpRequest::get()),
     ] {
         let reply = refused(&t, case, &req, 403, &["front secret"]);
@@ -1974,7 +2114,12 @@ fn tcp_without_front_secret_refuses_to_start() {
     let mut child = Command::new(common::bin())
         .arg("--config")
         .arg(&ca.conf)
-        .args(["serve", "--log-stderr", "--listen", &format!("tcp:127.0.0.1:{port}")])
+        .args([
+            "serve",
+            "--log-stderr",
+            "--listen",
+            &format!("tcp:127.0.0.1:{port}"),
+        ])
         .env_remove("LISTEN_FDS")
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
@@ -1991,7 +2136,10 @@ fn tcp_without_front_secret_refuses_to_start() {
     }
     let out = child.wait_with_output().unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("front_secret_file"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("front_secret_file"),
+        "{out:?}"
+    );
 }
 
 /// Item 5: refusals of a taken name spend nobody's limit, and the owner's signed-in
@@ -2006,7 +2154,13 @@ fn anonymous_traffic_does_not_lock_the_owner_out() {
         refused(&t, &format!("taken {i}"), &enroll("alice", &[]), 409, &[]);
     }
     refused_code(&t, "a guess", &enroll("alice", &[("code", "00000-00000")]), &[]);
-    refused(&t, "the next guess", &enroll("alice", &[("code", "00000-00000")]).with_param("REMOTE_ADDR", "192.0.2.99"), 429, &[]);
+    refused(
+        &t,
+        "the next guess",
+        &enroll("alice", &[("code", "00000-00000")]).with_param("REMOTE_ADDR", "192.0.2.99"),
+        429,
+        &[],
+    );
     let renewed = enroll_ok(&t, "alice", Some(&alice), &[]);
     enroll_ok(&t, "alice", Some(&renewed), &[]);
 }
@@ -2019,7 +2173,10 @@ fn ipv6_clients_are_rate_limited_by_their_network() {
     let t = Target::new(&ca, Mode::Fcgi);
     let from = |addr: &str, name: &str| t.send(&enroll(name, &[]).with_param("REMOTE_ADDR", addr));
     for i in 1..=3 {
-        assert_eq!(from(&format!("2001:db8:0:1::{i}"), &format!("v6u{i}")).status, 200);
+        assert_eq!(
+            from(&format!("2001:db8:0:1::{i}"), &format!("v6u{i}")).status,
+            200
+        );
     }
     assert_eq!(from("2001:db8:0:1:ffff:1:2:3", "v6u4").status, 429, "same /64");
     assert_eq!(from("2001:db8:0:2::1", "v6u5").status, 200, "another /64");
@@ -2027,7 +2184,8 @@ fn ipv6_clients_are_rate_limited_by_their_network() {
     ca.append_getacert_settings("ipv6_prefix = 128\n");
     let t = Target::new(&ca, Mode::Fcgi);
     for i in 1..=5 {
-        let reply = t.send(&enroll(&format!("v6w{i}"), &[]).with_param("REMOTE_ADDR", &format!("2001:db8:0:3::{i}")));
+        let reply =
+            t.send(&enroll(&format!("v6w{i}"), &[]).with_param("REMOTE_ADDR", &format!("2001:db8:0:3::{i}")));
         assert_eq!(reply.status, 200, "ipv6_prefix = 128: one address each");
     }
 }
@@ -2089,7 +2247,10 @@ fn renewal_whose_certificate_is_revoked_while_signing_does_not_commit() {
     assert!(log.contains("revoked or expired while a renewal signed"), "{log}");
     assert_eq!(ca.index().len(), before, "nothing committed");
     let line = ca.index().into_iter().find(|l| l.serial == old.serial).unwrap();
-    assert!(line.revoked.ends_with(",keyCompromise"), "the admin's revocation stands: {line:?}");
+    assert!(
+        line.revoked.ends_with(",keyCompromise"),
+        "the admin's revocation stands: {line:?}"
+    );
     ca.assert_consistent(false);
 }
 
@@ -2102,22 +2263,36 @@ fn rsa_exponents_below_65537_or_huge_are_refused() {
     let key = |name: &str, e: &str| {
         let path = ca.scratch(&format!("{name}.key"));
         common::openssl([
-            "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-pkeyopt",
-            &format!("rsa_keygen_pubexp:{e}"), "-out", path.to_str().unwrap(),
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-pkeyopt",
+            &format!("rsa_keygen_pubexp:{e}"),
+            "-out",
+            path.to_str().unwrap(),
         ]);
         openssl::pkey::PKey::private_key_from_pem(&fs::read(path).unwrap()).unwrap()
     };
     // e = 1: no generator makes it; the "private" exponent 1 signs (s = m).
     let e1 = {
-        let base = openssl::rsa::Rsa::private_key_from_pem(&fs::read(fixture("rsa2048.key")).unwrap()).unwrap();
+        let base =
+            openssl::rsa::Rsa::private_key_from_pem(&fs::read(fixture("rsa2048.key")).unwrap()).unwrap();
         let one = || openssl::bn::BigNum::from_u32(1).unwrap();
         let mut ctx = openssl::bn::BigNumContext::new().unwrap();
         let mut qinv = openssl::bn::BigNum::new().unwrap();
-        qinv.mod_inverse(base.q().unwrap(), base.p().unwrap(), &mut ctx).unwrap();
+        qinv.mod_inverse(base.q().unwrap(), base.p().unwrap(), &mut ctx)
+            .unwrap();
         let rsa = openssl::rsa::Rsa::from_private_components(
-            base.n().to_owned().unwrap(), one(), one(),
-            base.p().unwrap().to_owned().unwrap(), base.q().unwrap().to_owned().unwrap(),
-            one(), one(), qinv,
+            base.n().to_owned().unwrap(),
+            one(),
+            one(),
+            base.p().unwrap().to_owned().unwrap(),
+            base.q().unwrap().to_owned().unwrap(),
+            one(),
+            one(),
+            qinv,
         )
         .unwrap();
         openssl::pkey::PKey::from_rsa(rsa).unwrap()
@@ -2130,8 +2305,15 @@ fn rsa_exponents_below_65537_or_huge_are_refused() {
         String::from_utf8(b.build().to_pem().unwrap()).unwrap()
     };
     let md = openssl::hash::MessageDigest::sha256;
-    for (case, k) in [("e = 3", key("e3", "3")), ("e = 1", e1), ("e = 2^256 + 1", key("ehuge", huge))] {
-        for (path, digest) in [("fast path", md()), ("OpenSSL decoder", openssl::hash::MessageDigest::sha224())] {
+    for (case, k) in [
+        ("e = 3", key("e3", "3")),
+        ("e = 1", e1),
+        ("e = 2^256 + 1", key("ehuge", huge)),
+    ] {
+        for (path, digest) in [
+            ("fast path", md()),
+            ("OpenSSL decoder", openssl::hash::MessageDigest::sha224()),
+        ] {
             let req = HttpRequest::form(&[("username", "rsauser"), ("csr", &csr(&k, digest))]);
             let reply = refused(&t, &format!("{case}, {path}"), &req, 400, &[]);
             assert!(reply.text().contains("is not accepted"), "{case}: {reply:?}");
@@ -2140,7 +2322,10 @@ fn rsa_exponents_below_65537_or_huge_are_refused() {
     // The control: e = 65537 through both.
     let good = key("e65537", "65537");
     for digest in [md(), openssl::hash::MessageDigest::sha224()] {
-        let reply = t.send(&HttpRequest::form(&[("username", &common::unique_name("rsa")), ("csr", &csr(&good, digest))]));
+        let reply = t.send(&HttpRequest::form(&[
+            ("username", &common::unique_name("rsa")),
+            ("csr", &csr(&good, digest)),
+        ]));
         assert_eq!(reply.status, 200, "{reply:?}");
     }
 }
@@ -2167,7 +2352,13 @@ fn unicode_spellings_and_look_alikes_are_one_name() {
     ] {
         refused(&t, case, &enroll(name, &[]), 409, &[]);
     }
-    let reply = refused(&t, "a Cyrillic а in a Latin name", &enroll("\u{430}lice", &[]), 400, &[]);
+    let reply = refused(
+        &t,
+        "a Cyrillic а in a Latin name",
+        &enroll("\u{430}lice", &[]),
+        400,
+        &[],
+    );
     assert!(reply.text().contains("one script"), "{reply:?}");
     // NFD input is stored as NFC.
     let reply = t.send(&enroll("jose\u{301}", &[]));
@@ -2189,7 +2380,11 @@ fn remote_addr_cannot_forge_a_log_line(mode: Mode) {
     let (reply, log) = t.send_logged(&enroll("logtest", &[]).with_param("REMOTE_ADDR", forged));
     assert_eq!(reply.status, 200, "{reply:?}");
     assert!(log.contains("remote=\"192.0.2.1\\ngetacert"), "escaped: {log}");
-    assert!(!log.lines().any(|l| l.starts_with("getacert: info: issued serial=DEAD")), "{log}");
+    assert!(
+        !log.lines()
+            .any(|l| l.starts_with("getacert: info: issued serial=DEAD")),
+        "{log}"
+    );
 }
 
 #[test]

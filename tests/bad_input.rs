@@ -479,7 +479,8 @@ fn send(conn: &mut Conn, bytes: &[u8]) {
 const RAW_FRONT_SECRET: &str = "record-level-cases-front-secret-0123456789";
 
 fn enrollment_params(username: &str) -> (common::ByteParams, Vec<u8>) {
-    let req = post(&[("username", username), ("csr", &csr())]).with_param("GETACERT_FRONT_SECRET", RAW_FRONT_SECRET);
+    let req = post(&[("username", username), ("csr", &csr())])
+        .with_param("GETACERT_FRONT_SECRET", RAW_FRONT_SECRET);
     (common::byte_params(&req), req.body.clone())
 }
 

@@ -207,7 +207,11 @@ pub fn oneline_unescape(value: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         let hex = b.get(i + 2..i + 4).and_then(|h| std::str::from_utf8(h).ok());
-        match (b[i], b.get(i + 1), hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+        match (
+            b[i],
+            b.get(i + 1),
+            hex.and_then(|h| u8::from_str_radix(h, 16).ok()),
+        ) {
             (b'\\', Some(b'x'), Some(v)) => {
                 out.push(v);
                 i += 4;

@@ -396,9 +396,14 @@ impl View {
     fn add(&mut self, store: &Store, r: &Line<'_>) {
         self.records += 1;
         let released = !self.released.is_empty()
-            && index::normalize_serial(r.serial).is_some_and(|s| self.released.contains(&store.hasher.hash_one(&s)));
+            && index::normalize_serial(r.serial)
+                .is_some_and(|s| self.released.contains(&store.hasher.hash_one(&s)));
         if !released && let Some(cn) = r.common_name() {
-            let exp = if r.status == Status::Valid { r.expires_unix } else { i64::MIN };
+            let exp = if r.status == Status::Valid {
+                r.expires_unix
+            } else {
+                i64::MIN
+            };
             let e = self.users.entry(store.user_key(cn)).or_insert(exp);
             *e = (*e).max(exp);
         }

@@ -34,7 +34,11 @@ fn named_curve(key: &PKeyRef<Public>) -> Option<Nid> {
 
 pub fn describe(key: &PKeyRef<Public>) -> String {
     match key.id() {
-        Id::RSA => match key.rsa().ok().and_then(|r| r.e().to_dec_str().ok().map(|e| e.to_string())) {
+        Id::RSA => match key
+            .rsa()
+            .ok()
+            .and_then(|r| r.e().to_dec_str().ok().map(|e| e.to_string()))
+        {
             Some(e) if e != "65537" && e.len() <= 20 => format!("RSA-{} with e = {e}", key.bits()),
             _ => format!("RSA-{}", key.bits()),
         },
@@ -75,7 +79,9 @@ pub fn accepted(policy: &KeyPolicy) -> String {
 fn rsa_exponent_ok(key: &PKeyRef<Public>) -> bool {
     let Ok(rsa) = key.rsa() else { return false };
     let e = rsa.e();
-    let Ok(min) = openssl::bn::BigNum::from_u32(65537) else { return false };
+    let Ok(min) = openssl::bn::BigNum::from_u32(65537) else {
+        return false;
+    };
     e.is_bit_set(0) && e >= &*min && e.num_bits() <= 256
 }
 

@@ -44,7 +44,11 @@ impl Username {
             return Err(UsernameError::NonAscii);
         }
         // One spelling per name: NFC, so "zoë" typed as e + U+0308 is the same name.
-        let name: String = if raw.is_ascii() { raw.to_string() } else { raw.nfc().collect() };
+        let name: String = if raw.is_ascii() {
+            raw.to_string()
+        } else {
+            raw.nfc().collect()
+        };
         if !name.is_single_script() {
             return Err(UsernameError::MixedScript);
         }

@@ -207,8 +207,14 @@ impl Ca {
 
     /// Turns the front secret `init` made back on; returns it.
     pub fn enable_front_secret(&self) -> String {
-        self.append_getacert_settings(&format!("front_secret_file = {}/front-secret\n", self.dir.display()));
-        fs::read_to_string(self.path("front-secret")).unwrap().trim().to_string()
+        self.append_getacert_settings(&format!(
+            "front_secret_file = {}/front-secret\n",
+            self.dir.display()
+        ));
+        fs::read_to_string(self.path("front-secret"))
+            .unwrap()
+            .trim()
+            .to_string()
     }
 
     /// A scratch path inside the test's temporary directory (outside the CA directory).
@@ -873,7 +879,10 @@ impl Daemon {
         let secret = matches!(listen, Listen::Tcp | Listen::SpawnFcgiTcp).then(|| {
             let conf = fs::read_to_string(&ca.conf).unwrap();
             if conf.contains("front_secret_file") {
-                fs::read_to_string(ca.path("front-secret")).unwrap().trim().to_string()
+                fs::read_to_string(ca.path("front-secret"))
+                    .unwrap()
+                    .trim()
+                    .to_string()
             } else {
                 ca.enable_front_secret()
             }

@@ -26,8 +26,8 @@ if [ -n "$BIN" ] && start_getacert_listen getacert "tcp:127.0.0.1:$OTHER_PORT" F
 		"$T/out/forged" '^Status|^Content-[Tt]ype|x509'
 	check "FCGI_WEB_SERVER_ADDRS=127.0.0.2: nothing was issued" test "$(wc -l <"$CA/index.txt")" = "$lines_before"
 fi
-fcgi_as root "127.0.0.1:$FCGI_PORT" </dev/null >"$T/out/listed" 2>&1
-check_grep "FCGI_WEB_SERVER_ADDRS=127.0.0.1: a request from 127.0.0.1 is answered" "$T/out/listed" '^Content-[Tt]ype: text/html'
+fcgi_as root "127.0.0.1:$FCGI_PORT" GETACERT_FRONT_SECRET="$(cat "$CA/front-secret")" </dev/null >"$T/out/listed" 2>&1
+check_grep "FCGI_WEB_SERVER_ADDRS=127.0.0.1: a request from 127.0.0.1 with the front secret is answered" "$T/out/listed" '^Content-[Tt]ype: text/html'
 # The same forged POST from a listed address (any local user can make one): 403
 # without the front secret (issue 10 item 4)...
 forged_post "127.0.0.1:$FCGI_PORT" "$T/out/forged-listed"
