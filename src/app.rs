@@ -19,6 +19,7 @@ use crate::enroll::form::{Form, FormError};
 use crate::enroll::policy::{self, KeyRefused};
 use crate::enroll::request::{Kind, PublicKeyRequest, RequestError};
 use crate::enroll::username::{Email, Username, UsernameError, comparison_key};
+use crate::origin::{browser_cookie, cookie_name, is_https, same_origin_host};
 use crate::ratelimit::Limiter;
 use crate::token::{self, Purpose};
 use crate::web::page;
@@ -270,62 +271,6 @@ fn remote(req: &Request) -> std::borrow::Cow<'_, str> {
         None => "-".into(),
         Some(v) if !v.is_empty() && v.iter().all(|b| b.is_ascii_graphic()) => String::from_utf8_lossy(v),
         Some(v) => format!("{:?}", String::from_utf8_lossy(v)).into(),
-    }
-}
-
-/// `__Host-getacert` over HTTPS (the browser then refuses it from anywhere else),
-/// `getacert` on plain HTTP (a test set-up).
-fn cookie_name(req: &Request) -> &'static str {
-    if is_https(req) {
-        "__Host-getacert"
-    } else {
-        "getacert"
-    }
-}
-
-fn is_https(req: &Request) -> bool {
-    req.param_str("HTTPS")
-        .is_some_and(|v| v.eq_ignore_ascii_case("on"))
-}
-
-/// The anonymous browser cookie, when the request carries a well-formed one.
-fn browser_cookie(req: &Request) -> Option<&str> {
-    let name = cookie_name(req);
-    req.param_str("HTTP_COOKIE")?
-        .split(';')
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-        .filter(|v| v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
-/// True when `origin` (`scheme://host[:port]`) names the host of `host` (the Host
-/// header) and, when Host carries a port, the same port. `null` never matches.
-fn same_origin_host(origin: &str, host: &str) -> bool {
-    let Some((scheme, authority)) = origin.split_once("://") else {
-        return false;
-    };
-    let default_port = match scheme.to_ascii_lowercase().as_str() {
-        "https" => "443",
-        "http" => "80",
-        _ => return false,
-    };
-    let (o_host, o_port) = split_authority(authority);
-    let (h_host, h_port) = split_authority(host);
-    !h_host.is_empty()
-        && o_host.eq_ignore_ascii_case(h_host)
-        && h_port.is_none_or(|p| p == o_port.unwrap_or(default_port))
-}
-
-/// `host[:port]` or `[v6]:port` → (host, port).
-fn split_authority(authority: &str) -> (&str, Option<&str>) {
-    if let Some(rest) = authority.strip_prefix('[') {
-        let (h, after) = rest.split_once(']').unwrap_or((rest, ""));
-        return (h, after.strip_prefix(':'));
-    }
-    match authority.split_once(':') {
-        Some((h, p)) => (h, Some(p)),
-        None => (authority, None),
     }
 }
 

@@ -29,6 +29,10 @@ pub const FREE_TRIES: u32 = 3;
 /// Longest wait between guesses (seconds).
 const MAX_WAIT: i64 = 3600;
 
+/// Most (name, client) counters kept: past it the oldest are forgotten, so guesses from
+/// many addresses cannot grow the file (rewritten under the lock) without bound.
+const MAX_COUNTERS: usize = 10_000;
+
 /// Crockford's base32: no I, L, O, U.
 const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
@@ -279,7 +283,11 @@ fn read_tries(path: &Path) -> Result<Vec<Tries>, StoreError> {
         .collect())
 }
 
-fn write_tries(locked: &Locked<'_>, path: &Path, all: &[Tries], now: i64) -> Result<(), StoreError> {
+fn write_tries(locked: &Locked<'_>, path: &Path, all: &mut Vec<Tries>, now: i64) -> Result<(), StoreError> {
+    if all.len() > MAX_COUNTERS {
+        all.sort_by_key(|t| std::cmp::Reverse(t.last));
+        all.truncate(MAX_COUNTERS);
+    }
     let text: String = all
         .iter()
         // Forgotten once the wait is over and a day has passed.
@@ -332,7 +340,7 @@ pub fn record_guess(
             }),
         }
     }
-    write_tries(locked, &path, &all, now)
+    write_tries(locked, &path, &mut all, now)
 }
 
 #[cfg(test)]
