@@ -305,6 +305,27 @@ pub fn check(config_path: &Path) -> Report {
             config.file.display()
         ));
     }
+    match &config.front_secret_file {
+        None => warnings.push(format!(
+            "{}: front_secret_file is not set: the daemon takes whatever reaches its socket for the \
+             web server (a PHP script can claim any client certificate); see docs/deployment.md",
+            config.file.display()
+        )),
+        Some(f) => match fs::metadata(f) {
+            Ok(m) if m.mode() & 0o077 != 0 => problems.push(format!(
+                "{} is readable by group or others (mode {:04o}): run `chmod 600 {}`",
+                f.display(),
+                m.mode() & 0o7777,
+                f.display()
+            )),
+            Ok(_) => {}
+            Err(e) => problems.push(format!(
+                "front_secret_file {}: {e} (write one: openssl rand -hex 32 > {})",
+                f.display(),
+                f.display()
+            )),
+        },
+    }
     if config.unique_subject {
         warnings.push(format!(
             "unique_subject is yes (index.txt.attr or ca.conf): a user cannot have a second device; \
