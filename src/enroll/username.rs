@@ -4,7 +4,7 @@
 
 use regex::Regex;
 use unicode_normalization::UnicodeNormalization;
-use unicode_security::MixedScript;
+use unicode_security::{GeneralSecurityProfile, MixedScript};
 
 /// A username that passed the rule. Only [`Username::parse`] makes one.
 #[derive(Debug, Clone, PartialEq, Eq)]
