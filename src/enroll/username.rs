@@ -49,6 +49,11 @@ impl Username {
         } else {
             raw.nfc().collect()
         };
+        // Beyond ASCII, only what UTS #39's General Security Profile allows in
+        // identifiers: no invisible joiners, bidi overrides or obsolete forms.
+        if let Some(c) = name.chars().find(|c| !c.is_ascii() && !c.identifier_allowed()) {
+            return Err(UsernameError::ForbiddenChar(c));
+        }
         if !name.is_single_script() {
             return Err(UsernameError::MixedScript);
         }
@@ -149,6 +154,22 @@ mod tests {
             let got = Username::parse(raw, &rule, false).map(|_| ());
             assert_eq!(&got, want, "{raw:?}");
         }
+    }
+
+    #[test]
+    fn non_ascii_beyond_the_general_security_profile_is_refused() {
+        let any = Regex::new("^.+$").unwrap();
+        for (name, c) in [("ali\u{200D}ce", '\u{200D}'), ("\u{202E}ecila", '\u{202E}')] {
+            assert_eq!(
+                Username::parse(name, &any, true),
+                Err(UsernameError::ForbiddenChar(c))
+            );
+        }
+        assert_eq!(
+            Username::parse("\u{430}lice", &any, true),
+            Err(UsernameError::MixedScript)
+        );
+        assert!(Username::parse("zoe\u{308}", &any, true).is_ok_and(|u| u.as_str() == "zoë"));
     }
 
     #[test]
