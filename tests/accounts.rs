@@ -9,16 +9,17 @@
 //!   none across CGI processes, as documented);
 //! - the add-device flow at the handler level, account actions and their refusals;
 //! - the CRL getacert writes, checked by `openssl crl` and against `openssl ca -gencrl`;
-//! - the admin commands `updatedb`, `recovery-code --revoke-all`, `revoke` and `list`.
+//! - the admin commands `updatedb`, `recovery-code --revoke-all`, `revoke` and `list`;
+//! - issue 10, one test named for each finding: names stay their account's until
+//!   `release`, tokens bound to the requester, cross-site posts refused with a token,
+//!   the front secret, code guesses per client, limits that anonymous traffic cannot
+//!   spend for the owner, IPv6 by network, one lock take for `--revoke-all`, the grant
+//!   checked again at commit, RSA exponents, Unicode names, escaped log values.
 //!
 //! Every refusal is checked the same way: its status, no certificate, the database
 //! (index.txt, index.txt.attr, serial, crlnumber, getacert.codes, newcerts/) byte for
 //! byte unchanged, and an audit line in the log (stderr under CGI, `--log-stderr` for
 //! the daemon).
-//!
-//! Two tests document bugs in src/ and fail until they are fixed:
-//! `recovery_reservation_survives_five_wrong_codes` and
-//! `account_action_while_the_database_is_locked_is_503_not_403`.
 
 mod common;
 
