@@ -2218,7 +2218,7 @@ fn recovery_code_revoke_all_takes_the_lock_once() {
 
 /// Item 6: a renewal whose presented certificate is revoked while the new one signs
 /// must not commit (the grant is checked again under the commit lock). strace holds the
-/// enrollment for 3 s at its newcerts fsync (after the first lock, before the commit)
+/// enrollment for 5 s at its newcerts fsync (after the first lock, before the commit)
 /// while the admin revokes the certificate it presented.
 #[test]
 fn renewal_whose_certificate_is_revoked_while_signing_does_not_commit() {
@@ -2227,10 +2227,19 @@ fn renewal_whose_certificate_is_revoked_while_signing_does_not_commit() {
     let old = enroll_ok(&t, "alice", None, &[]);
     let before = ca.index().len();
     let req = old.sign_in(enroll("alice", &[("renew", "yes")]));
-    let ca_conf = ca.conf.clone();
-    let serial = old.serial.clone();
+    let (ca_conf, serial, newcerts) = (ca.conf.clone(), old.serial.clone(), ca.path("newcerts"));
+    let files_before = fs::read_dir(&newcerts).unwrap().count();
     let admin_thread = std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_millis(1500));
+        // Once the new certificate's file exists, the enrollment is held at its fsync,
+        // between its two lock takes: revoke the certificate it presented now.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while fs::read_dir(&newcerts).unwrap().count() == files_before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the enrollment never wrote its file"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         Command::new(common::bin())
             .arg("--config")
             .arg(&ca_conf)
@@ -2239,8 +2248,8 @@ fn renewal_whose_certificate_is_revoked_while_signing_does_not_commit() {
             .output()
             .unwrap()
     });
-    // fsync #3: the new certificate's file, written outside the lock.
-    let (reply, log) = cgi_under_strace(&ca, &["-e", "inject=fsync:delay_enter=3000000:when=3"], &req);
+    // fsync #3: the new certificate's file, written outside the lock; held 5 s.
+    let (reply, log) = cgi_under_strace(&ca, &["-e", "inject=fsync:delay_enter=5000000:when=3"], &req);
     let revoked = admin_thread.join().unwrap();
     assert!(revoked.status.success(), "{revoked:?}");
     assert_eq!(reply.status, 403, "{reply:?}\n{log}");
