@@ -229,7 +229,7 @@ pub struct App {
 /// Why a username may be given this certificate (the audit log says which).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Grant {
-    /// Nobody holds a valid certificate or a live code for it.
+    /// The name was never issued (or was released) and has no live code.
     NewUsername,
     /// The request presents a valid certificate of this username.
     ClientCertificate,

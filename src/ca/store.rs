@@ -12,10 +12,12 @@
 //! listed in `getacert.released` beside index.txt, one `SERIAL<TAB>NAME<TAB>UNIX-TIME`
 //! line each, appended under the same lock. `openssl ca` never reads that file, and an
 //! admin may add lines by hand (under `flock index.txt.lock`); a released name whose
-//! serials are all listed is free again. It is refreshed each time the lock is taken: the tail appended by another
+//! serials are all listed is free again.
+//!
+//! The view is refreshed each time the lock is taken: the tail appended by another
 //! process is read, and the whole file is reloaded when it was replaced (an admin ran
-//! `openssl ca -revoke`). The view keeps 64-bit keyed hashes of names, not the names,
-//! so a million records fit in a few tens of MiB.
+//! `openssl ca -revoke`) or getacert.released changed. The view keeps 64-bit keyed
+//! hashes of names, not the names, so a million records fit in a few tens of MiB.
 //!
 //! This module does not build or sign certificates: see `ca::sign`.
 
