@@ -140,6 +140,8 @@ pub struct Config {
     pub workers: usize,
     pub lock_timeout: Duration,
     pub auth_url: String,
+    /// The name in the page's header and title; `None`: the CA certificate's common name.
+    pub site_name: Option<String>,
     /// Enrollments and account actions per client address.
     pub address_rate: Option<crate::ratelimit::Rate>,
     /// Enrollments and code attempts per username.
@@ -244,6 +246,11 @@ pub const GETACERT_KEYS: &[(&str, &str, &str)] = &[
         "auth_url",
         "/auth/",
         "the \"test my certificate\" link on the enrollment page",
+    ),
+    (
+        "site_name",
+        "(the CA certificate's common name)",
+        "the name in the enrollment page's header and title",
     ),
     (
         "address_rate",
@@ -696,6 +703,17 @@ impl Config {
         };
         let address_rate = rate("address_rate", "20/60")?;
         let username_rate = rate("username_rate", "5/60")?;
+        let site_name = match get_ga("site_name").map(|v| v.trim().to_string()) {
+            None => None,
+            Some(v) if v.is_empty() => None,
+            Some(v) if v.chars().count() > 100 || v.chars().any(char::is_control) => {
+                return Err(ga.err(
+                    "site_name",
+                    "must be at most 100 characters, without control characters",
+                ));
+            }
+            Some(v) => Some(v),
+        };
         let code_lifetime = ga.number("code_lifetime", 900i64)?;
         if !(60..=7 * 86400).contains(&code_lifetime) {
             return Err(ga.err("code_lifetime", "must be between 60 and 604800 seconds"));
@@ -742,6 +760,7 @@ impl Config {
             workers,
             lock_timeout: Duration::from_secs(ga.number("lock_timeout", 10u64)?),
             auth_url: get_ga("auth_url").unwrap_or_else(|| "/auth/".into()),
+            site_name,
             address_rate,
             username_rate,
             code_lifetime,
