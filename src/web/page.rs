@@ -54,7 +54,10 @@ pub fn escape(s: &str) -> String {
 fn secure_headers(resp: Response) -> Response {
     resp.with_header("Content-Security-Policy", CSP)
         .with_header("X-Content-Type-Options", "nosniff")
-        .with_header("Referrer-Policy", "no-referrer")
+        // same-origin, not no-referrer: under no-referrer a browser sends `Origin: null`
+        // with the page's own form posts (Firefox does), and every POST with a null
+        // Origin is refused as cross-site. Other sites still get no referrer.
+        .with_header("Referrer-Policy", "same-origin")
         .with_header("X-Frame-Options", "DENY")
 }
 
@@ -336,7 +339,7 @@ pub fn account_page(
     let html = format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta name=\"referrer\" content=\"no-referrer\"><title>Your devices · {ca}</title>\
+         <meta name=\"referrer\" content=\"same-origin\"><title>Your devices · {ca}</title>\
          <link rel=\"icon\" href=\"data:,\"><link rel=\"stylesheet\" href=\"{action}?asset=enroll.css\"></head><body>\
          <header class=\"banner\"><div class=\"wrap\"><span class=\"seal\" aria-hidden=\"true\"></span>\
          <span class=\"ca-name\">{ca}</span></div></header><main id=\"main\" class=\"wrap\">\
