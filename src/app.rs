@@ -381,19 +381,21 @@ impl App {
 
     /// The SPKAC challenge of a page: signed, expiring, bound to nobody (scripts fetch
     /// it anonymously and may post it signed in).
-    pub fn make_challenge(&self) -> String {
+    pub fn make_challenge(&self) -> Result<String, Refusal> {
         token::make(&self.secret, Purpose::Challenge, "", now())
+            .map_err(|e| Refusal::Internal(format!("SPKAC challenge: {e}")))
     }
 
     /// The form token of a signed-in user's page: bound to the certificate presented,
     /// so only a request presenting that certificate can use it.
-    pub fn account_token(&self, who: &Identity) -> String {
+    pub fn account_token(&self, who: &Identity) -> Result<String, Refusal> {
         token::make(
             &self.secret,
             Purpose::Form,
             &format!("cert:{}", who.serial),
             now(),
         )
+        .map_err(|e| Refusal::Internal(format!("form token: {e}")))
     }
 
     /// The form token of the anonymous page, bound to a random browser cookie, and
@@ -416,7 +418,8 @@ impl App {
                 (value, Some(header))
             }
         };
-        let t = token::make(&self.secret, Purpose::Form, &format!("anon:{cookie}"), now());
+        let t = token::make(&self.secret, Purpose::Form, &format!("anon:{cookie}"), now())
+            .map_err(|e| Refusal::Internal(format!("form token: {e}")))?;
         Ok((t, set))
     }
 

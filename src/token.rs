@@ -12,6 +12,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use openssl::error::ErrorStack;
 use openssl::hash::MessageDigest;
 use openssl::pkey::PKey;
 use openssl::sign::Signer;
@@ -31,23 +32,21 @@ impl Purpose {
     }
 }
 
-fn mac(secret: &[u8], purpose: Purpose, binding: &str, issued: i64) -> Option<String> {
-    let key = PKey::hmac(secret).ok()?;
-    let mut s = Signer::new(MessageDigest::sha256(), &key).ok()?;
-    s.update(purpose.label()).ok()?;
-    s.update(binding.as_bytes()).ok()?;
-    s.update(b"\0").ok()?;
-    s.update(issued.to_string().as_bytes()).ok()?;
-    let full = s.sign_to_vec().ok()?;
-    Some(full.iter().take(16).map(|b| format!("{b:02x}")).collect())
+fn mac(secret: &[u8], purpose: Purpose, binding: &str, issued: i64) -> Result<String, ErrorStack> {
+    let key = PKey::hmac(secret)?;
+    let mut s = Signer::new(MessageDigest::sha256(), &key)?;
+    s.update(purpose.label())?;
+    s.update(binding.as_bytes())?;
+    s.update(b"\0")?;
+    s.update(issued.to_string().as_bytes())?;
+    let full = s.sign_to_vec()?;
+    Ok(full.iter().take(16).map(|b| format!("{b:02x}")).collect())
 }
 
-/// A token for `binding`; empty (never valid) if the HMAC failed.
-pub fn make(secret: &[u8], purpose: Purpose, binding: &str, now: i64) -> String {
-    match mac(secret, purpose, binding, now) {
-        Some(m) => format!("{now}.{m}"),
-        None => String::new(),
-    }
+/// A token for `binding`. A failed HMAC is an error, never a token: the page that
+/// would carry it is not served (fail closed).
+pub fn make(secret: &[u8], purpose: Purpose, binding: &str, now: i64) -> Result<String, ErrorStack> {
+    Ok(format!("{now}.{}", mac(secret, purpose, binding, now)?))
 }
 
 /// True when `token` was made by [`make`] with this secret, purpose and binding, at
@@ -62,7 +61,7 @@ pub fn verify(secret: &[u8], purpose: Purpose, binding: &str, token: &str, now: 
     if issued > now + 60 || now - issued > lifetime {
         return false;
     }
-    let Some(want) = mac(secret, purpose, binding, issued) else {
+    let Ok(want) = mac(secret, purpose, binding, issued) else {
         return false;
     };
     want.len() == given.len() && openssl::memcmp::eq(want.as_bytes(), given.as_bytes())
@@ -121,7 +120,7 @@ mod tests {
     fn tokens() {
         let s = b"0123456789abcdef0123456789abcdef";
         let b = "cert:1000";
-        let t = make(s, Purpose::Form, b, 1000);
+        let t = make(s, Purpose::Form, b, 1000).unwrap();
         assert!(verify(s, Purpose::Form, b, &t, 1000, 3600));
         assert!(verify(s, Purpose::Form, b, &t, 4600, 3600));
         assert!(!verify(s, Purpose::Form, b, &t, 4601, 3600), "expired");
@@ -148,11 +147,29 @@ mod tests {
             3600
         ));
         assert!(
-            !verify(s, Purpose::Form, b, &make(s, Purpose::Form, b, 2000), 1000, 3600),
+            !verify(
+                s,
+                Purpose::Form,
+                b,
+                &make(s, Purpose::Form, b, 2000).unwrap(),
+                1000,
+                3600
+            ),
             "future"
         );
         for junk in ["", ".", "x.y", "1000.", "1000.00", "randomchars"] {
             assert!(!verify(s, Purpose::Form, b, junk, 1000, 3600), "{junk:?}");
         }
+    }
+
+    /// Issue 9, item 6: a token whose HMAC cannot be computed is an error, not an empty
+    /// string that a page would carry. OpenSSL refuses an empty HMAC key, which makes the
+    /// failure happen for real.
+    #[test]
+    fn token_hmac_failure_is_an_error_not_an_empty_token() {
+        assert!(PKey::hmac(&[]).is_err(), "the injected failure is real");
+        assert!(make(&[], Purpose::Form, "cert:1", 1000).is_err());
+        assert!(make(&[], Purpose::Challenge, "", 1000).is_err());
+        assert!(!verify(&[], Purpose::Form, "cert:1", "1000.00", 1000, 3600));
     }
 }

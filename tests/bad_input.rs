@@ -75,7 +75,7 @@ impl Ctx {
     }
 
     fn signed(&self, purpose: Purpose, age_seconds: i64) -> String {
-        token::make(&self.secret, purpose, "", getacert::app::now() - age_seconds)
+        token::make(&self.secret, purpose, "", getacert::app::now() - age_seconds).expect("HMAC")
     }
 }
 
@@ -208,7 +208,7 @@ fn cases() -> Vec<(&'static str, u16, Make)> {
             post(&[("username", "k9"), ("pubkey", &c.spkac_over(""))])
         }),
         ("SPKAC with a challenge of another server", 400, |c| {
-            let other = token::make(&[7u8; 32], Purpose::Challenge, "", getacert::app::now());
+            let other = token::make(&[7u8; 32], Purpose::Challenge, "", getacert::app::now()).expect("HMAC");
             post(&[("username", "k10"), ("pubkey", &c.spkac_over(&other))])
         }),
         ("SPKAC with the form token as challenge", 400, |c| {

@@ -129,19 +129,14 @@ pub fn serve_get(app: &App, req: &Request) -> Response {
     }
     // The form token is this requester's: the certificate presented (`?enroll=...` while
     // signed in), else a cookie set now.
-    let (token, cookie) = match &who {
-        Some(who) => (app.account_token(who), None),
-        None => match app.anonymous_token(req) {
-            Ok(t) => t,
-            Err(e) => {
-                log::error!("{e:?} while making a form token");
-                return Response::new(
-                    500,
-                    "text/plain; charset=utf-8",
-                    b"Something went wrong on the server.\n".to_vec(),
-                );
-            }
-        },
+    let tokens = match &who {
+        Some(who) => app.account_token(who).map(|t| (t, None)),
+        None => app.anonymous_token(req),
+    }
+    .and_then(|(token, cookie)| Ok((token, cookie, app.make_challenge()?)));
+    let (token, cookie, challenge) = match tokens {
+        Ok(t) => t,
+        Err(e) => return token_failure(&e),
     };
     let signed_in = who
         .as_ref()
@@ -151,7 +146,7 @@ pub fn serve_get(app: &App, req: &Request) -> Response {
     let html = PAGE
         .replace("{{ACTION}}", &escape(&action(req)))
         .replace("{{TOKEN}}", &escape(&token))
-        .replace("{{CHALLENGE}}", &escape(&app.make_challenge()))
+        .replace("{{CHALLENGE}}", &escape(&challenge))
         .replace("{{AUTH_URL}}", &escape(&app.config.auth_url))
         .replace("{{CA_NAME}}", &escape(&site_name(app)))
         // last: what the visitor's username brings in is never read as a placeholder
@@ -254,6 +249,17 @@ fn date(unix: i64) -> String {
     format!("{y}-{}-{}", &rest[0..2], &rest[2..4])
 }
 
+/// A form token or challenge could not be made (the HMAC failed): no page, since a page
+/// without a working token is a form that cannot be sent.
+fn token_failure(e: &crate::app::Refusal) -> Response {
+    log::error!("{e:?} while making the page's tokens");
+    Response::new(
+        500,
+        "text/plain; charset=utf-8",
+        b"Something went wrong on the server. The administrator can find the details in the log.\n".to_vec(),
+    )
+}
+
 /// The page a signed-in user sees: who they are, their devices (revoke any other one),
 /// and an add-device code when they asked for one (shown this once).
 pub fn account_page(
@@ -265,7 +271,10 @@ pub fn account_page(
     code: Option<&str>,
 ) -> Response {
     let action = escape(&action(req));
-    let token = escape(&app.account_token(who));
+    let token = match app.account_token(who) {
+        Ok(t) => escape(&t),
+        Err(e) => return token_failure(&e),
+    };
     let now = crate::app::now();
     let mut list = String::new();
     for r in devices {
