@@ -14,6 +14,7 @@
 
 use std::path::{Path, PathBuf};
 
+use openssl::error::ErrorStack;
 use openssl::hash::MessageDigest;
 use openssl::pkey::PKey;
 use openssl::sign::Signer;
@@ -79,8 +80,14 @@ fn tries_path(codes: &Path) -> PathBuf {
 /// A new code, formatted for people. A random-number failure is an error, never a
 /// guessable code.
 pub fn new_code() -> Result<String, StoreError> {
+    code_from(openssl::rand::rand_bytes)
+}
+
+/// A code from 50 bits that `fill` provides; its failure is the code's failure (a code
+/// of zeros, which the old `let _ = rand_bytes(..)` made, is never handed out).
+fn code_from(fill: impl FnOnce(&mut [u8]) -> Result<(), ErrorStack>) -> Result<String, StoreError> {
     let mut raw = [0u8; 10];
-    openssl::rand::rand_bytes(&mut raw).map_err(|e| StoreError::Crypto(format!("random code: {e}")))?;
+    fill(&mut raw).map_err(|e| StoreError::Crypto(format!("random code: {e}")))?;
     let chars: String = raw.iter().map(|b| ALPHABET[(b & 31) as usize] as char).collect();
     Ok(format!("{}-{}", &chars[..5], &chars[5..]))
 }
@@ -351,6 +358,14 @@ pub fn record_guess(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn code_random_or_hmac_failure_is_an_error() {
+        // Issue 9, item 6: the failure injected for real, the random source and the key.
+        assert!(code_from(|_| Err(ErrorStack::get())).is_err());
+        assert!(PKey::hmac(&[]).is_err(), "OpenSSL refuses an empty HMAC key");
+        assert!(mac(&[], "alice", "ABCDE-FGHJK").is_err());
+    }
 
     #[test]
     fn codes_are_50_bits_and_forgiving_to_type() {
