@@ -24,12 +24,13 @@ use getacert::web::{cgi, server};
         under a web server that sets GATEWAY_INTERFACE). It reads the same ca.conf as \
         `openssl ca` and keeps the same index.txt, serial and newcerts/ files, so \
         `openssl ca -revoke` and `-gencrl` keep working.\n\n\
-        Accounts: a username belongs to whoever holds a valid certificate for it; \
-        anyone else asking for it gets 409. A signed-in user (the web server verified a \
+        Accounts: a username, once issued, belongs to its account until an admin runs \
+        `release`; anyone else asking for it gets 409, even after its certificates were \
+        revoked or expired. A signed-in user (the web server verified a \
         certificate this CA issued, not revoked) sees their devices at the enrollment \
         URL, can revoke them, and can get a one-time add-device code to enroll another \
         device under the same name. An admin can issue a recovery code for a user who \
-        lost every device (`recovery-code`).\n\n\
+        lost every device or let every certificate expire (`recovery-code`).\n\n\
         Start with `getacert init /etc/getacert` to make a CA, then `getacert --config \
         /etc/getacert/ca.conf check`."
 )]
@@ -128,6 +129,14 @@ enum Command {
         #[arg(long)]
         revoke_all: bool,
     },
+    /// Free a username for anyone: revoke its certificates that are still valid, void
+    /// its codes and record its serials as released (getacert.released, logged). Until
+    /// then a name once issued stays its account's, even with every certificate revoked
+    /// or expired.
+    Release {
+        /// The username.
+        name: String,
+    },
 }
 
 fn load_app(config: Option<&std::path::Path>) -> Result<App, String> {
@@ -185,7 +194,21 @@ fn serve(
         web_server_addrs: server::ServeOptions::web_server_addrs_from_env()
             .map_err(|e| format!("FCGI_WEB_SERVER_ADDRS: {e}"))?,
     };
-    server::serve(listen, opts, Arc::new(app.daemon())).map_err(|e| e.to_string())
+    let app = app.daemon().map_err(|e| e.to_string())?;
+    let listener = server::bind(&listen).map_err(|e| e.to_string())?;
+    // On TCP (--listen tcp: or a socket from spawn-fcgi -p) any local user can connect.
+    if listener.tcp_addr().is_some() && !app.has_front_secret() {
+        return Err(
+            "refusing to serve FastCGI on TCP without front_secret_file in [getacert]: any local \
+             user could connect and claim to be the web server (getacert init writes DIR/front-secret)"
+                .into(),
+        );
+    }
+    log::info!(
+        "serving FastCGI on {listen:?} with {} workers",
+        opts.workers.max(1)
+    );
+    server::serve_on(listener, opts, Arc::new(app)).map_err(|e| e.to_string())
 }
 
 fn run_cgi(cli_config: Option<&std::path::Path>) -> Result<(), String> {
@@ -379,6 +402,17 @@ fn main() -> ExitCode {
                 "It works once and expires in {} minutes. On the new device: open the enrollment page, \
                  type the username {name} and this code.",
                 app.config.code_lifetime / 60
+            );
+            Ok(())
+        }),
+        Some(Command::Release { name }) => admin_app(config).and_then(|app| {
+            let done = admin::release(&app, &name)?;
+            if !done.revoked.is_empty() {
+                println!("revoked: {}", done.revoked.join(" "));
+            }
+            println!(
+                "released {name}: {} certificate(s) no longer hold the name; anyone may enroll it now.",
+                done.released.len()
             );
             Ok(())
         }),

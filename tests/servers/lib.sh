@@ -205,6 +205,10 @@ install_www() {
 </form>
 EOF
 	printf '%s\n' '<?php echo "LEFTOVER getacert.php ran\n";' >"$T/www/html/getacert.php"
+	# Whether PHP ever sees the front secret that the web server sends getacert.
+	cat >"$T/www/html/secret.php" <<'EOF'
+<?php echo (getenv("GETACERT_FRONT_SECRET") === false && !isset($_SERVER["GETACERT_FRONT_SECRET"])) ? "no front secret\n" : "FRONT SECRET SEEN\n";
+EOF
 	printf '%s\n' '<?php echo "php ok\n";' >"$T/www/html/index.php"
 }
 
@@ -494,8 +498,8 @@ suite_socket() {
 	local sock=$1 o=$T/out
 	mkdir -p "$o"
 	check "the socket is 0660 getacert:www-data" test "$(stat -c '%a %U %G' "$sock")" = "660 getacert www-data"
-	fcgi_as www-data "$sock" </dev/null >"$o/sock-www" 2>&1
-	check_grep "www-data (the web server) gets an answer on the socket" "$o/sock-www" '^Content-[Tt]ype: text/html'
+	fcgi_as www-data "$sock" GETACERT_FRONT_SECRET="$(cat "$CA/front-secret" 2>/dev/null)" </dev/null >"$o/sock-www" 2>&1
+	check_grep "www-data (the web server) with the front secret gets an answer on the socket" "$o/sock-www" '^Content-[Tt]ype: text/html'
 	fcgi_as nobody "$sock" </dev/null >"$o/sock-nobody" 2>&1
 	check_nogrep "nobody (not in www-data) gets nothing from the socket" "$o/sock-nobody" '^Content-[Tt]ype|^Status|<form'
 	# cgi-fcgi does not say why; curl -v does.
@@ -519,14 +523,74 @@ suite_key_private() {
 # urlencode < TEXT: form encoding of PEM text (base64, '-', spaces, newlines).
 urlencode() { sed 's/%/%25/g; s/+/%2B/g; s#/#%2F#g; s/=/%3D/g; s/ /%20/g' | awk 'BEGIN{ORS="%0A"} {print}'; }
 
-# forged_post ADDRESS OUT: as root, a POST straight to getacert's FastCGI port claiming
-# SSL_CLIENT_VERIFY=SUCCESS for "admin", enrolling mallory by CSR.
+# forged_post ADDRESS OUT [USER [NAME [ENV=VALUE ...]]]: as USER (root), a POST straight
+# to getacert's FastCGI socket claiming SSL_CLIENT_VERIFY=SUCCESS for "admin" (or the
+# given ENV, e.g. someone's real certificate), enrolling NAME (mallory) by CSR with a
+# key of its own.
 forged_post() {
-	local body idn
-	openssl req -newkey rsa:2048 -nodes -subj /CN=mallory -keyout "$T/users/mallory.key" -out "$T/users/mallory.csr" 2>/dev/null
-	body="username=mallory&csr=$(urlencode <"$T/users/mallory.csr")"
+	local addr=$1 out=$2 user=${3:-root} name=${4:-mallory} body idn
+	shift $(($# < 4 ? $# : 4))
+	openssl req -newkey rsa:2048 -nodes -subj "/CN=$name" -keyout "$T/users/forged-$name.key" -out "$T/users/forged-$name.csr" 2>/dev/null
+	body="username=$name&csr=$(urlencode <"$T/users/forged-$name.csr")"
 	idn=$(openssl x509 -in "$CA/rootCA.pem" -noout -subject -nameopt RFC2253 | sed 's/^subject=//')
-	printf '%s' "$body" | fcgi_as root "$1" REQUEST_METHOD=POST CONTENT_TYPE=application/x-www-form-urlencoded \
+	printf '%s' "$body" | fcgi_as "$user" "$addr" REQUEST_METHOD=POST CONTENT_TYPE=application/x-www-form-urlencoded \
 		CONTENT_LENGTH=${#body} SSL_CLIENT_VERIFY=SUCCESS SSL_CLIENT_S_DN_CN=admin SSL_CLIENT_I_DN="$idn" \
-		SSL_CLIENT_M_SERIAL=01 >"$2" 2>&1
+		SSL_CLIENT_M_SERIAL=01 "$@" >"$out" 2>&1
+}
+
+# post_as_alice OUT FIELDS [CURL_OPTIONS...]: a POST of the url-encoded FIELDS to
+# /getacert.php through the web server, presenting alice's certificate.
+post_as_alice() {
+	local out=$1 fields=$2
+	shift 2
+	get /getacert.php "$out" --cert "$T/users/alice.pem" --key "$T/users/alice.key" --data "$fields" "$@"
+}
+
+# suite_identity SOCKET [LOG]: issue 10 through the running web server and its shipped
+# configuration (after suite_common enrolled alice); LOG: getacert's stderr, when the
+# way it was started keeps it (spawn-fcgi does not).
+suite_identity() {
+	local sock=$1 log=${2:-} o=$T/out serial lines token
+	[ -n "$BIN" ] && [ -f "$T/users/alice.pem" ] || { notok "identity: alice is enrolled"; return 1; }
+	# Item 4: a PHP script (www-data) on the socket, passing alice's real certificate
+	# (certificates are public) and her serial, for a key of its own.
+	serial=$(openssl x509 -in "$T/users/alice.pem" -noout -serial | sed 's/^serial=//')
+	lines=$(wc -l <"$CA/index.txt")
+	forged_post "$sock" "$o/forged-www" www-data alice SSL_CLIENT_M_SERIAL="$serial" \
+		SSL_CLIENT_S_DN_CN=alice SSL_CLIENT_CERT="$(cat "$T/users/alice.pem")"
+	check_grep "front secret: www-data on the socket, forging alice with her own certificate, gets 403" "$o/forged-www" '^Status: 403'
+	check_nogrep "front secret: ... and no certificate" "$o/forged-www" 'x509-user-cert'
+	check "front secret: nothing was issued" test "$(wc -l <"$CA/index.txt")" = "$lines"
+	if [ -n "$log" ]; then
+		check_grep "front secret: the refusal is logged" "$log" 'does not carry the front secret'
+		check_nogrep "front secret: its value is never logged" "$log" "$(cat "$CA/front-secret")"
+	fi
+	get /secret.php "$o/php-secret"
+	check_grep "front secret: PHP behind the same server never gets GETACERT_FRONT_SECRET" "$o/php-secret" '^no front secret$'
+	# ... while the web server itself, with the shipped include, is served (the page).
+	get /getacert.php "$o/page-front"
+	check_grep "front secret: the web server's own requests are served" "$o/page-front" '^HTTP_STATUS=200$'
+
+	# Item 3: alice's account page token, posted cross-site from her browser.
+	get /getacert.php "$o/acct" --cert "$T/users/alice.pem" --key "$T/users/alice.key"
+	token=$(sed -n 's/.*name="token" value="\([^"]*\)".*/\1/p' "$o/acct" | head -n 1)
+	[ -n "$token" ] || { notok "cross-site: alice's account page has a form token" "$(head -c 800 "$o/acct")"; return 1; }
+	post_as_alice "$o/xs-origin" "action=add-device-code&token=$token" -H 'Origin: https://evil.example'
+	check_grep "cross-site: alice's valid token with Origin https://evil.example: 403" "$o/xs-origin" '^HTTP_STATUS=403$'
+	post_as_alice "$o/xs-null" "action=add-device-code&token=$token" -H 'Origin: null'
+	check_grep "cross-site: Origin null: 403" "$o/xs-null" '^HTTP_STATUS=403$'
+	post_as_alice "$o/xs-fetch" "action=add-device-code&token=$token" -H 'Sec-Fetch-Site: same-site'
+	check_grep "cross-site: Sec-Fetch-Site same-site: 403" "$o/xs-fetch" '^HTTP_STATUS=403$'
+	post_as_alice "$o/xs-renew" "username=alice&renew=yes&token=$token&csr=$(urlencode <"$T/users/forged-alice.csr")" \
+		-H 'Sec-Fetch-Site: cross-site'
+	check_grep "cross-site: renew=yes with alice's token from another site: 403" "$o/xs-renew" '^HTTP_STATUS=403$'
+	check_grep "cross-site: alice's certificate is still valid" <(openssl ca -config "$CA/ca.conf" -status "$serial" 2>&1) '=Valid \(V\)'
+	get /getacert.php "$o/xs-bob-token" --cert "$T/users/bob.pem" --key "$T/users/bob.key" \
+		--data "action=add-device-code&token=$token"
+	check_grep "token binding: alice's token in bob's browser: 400" "$o/xs-bob-token" '^HTTP_STATUS=400$'
+	post_as_alice "$o/same-origin" "action=add-device-code&token=$token" \
+		-H "Origin: https://127.0.0.1:$PORT" -H 'Sec-Fetch-Site: same-origin'
+	check_grep "control: the same post from alice's own page gets a code" "$o/same-origin" 'id="add-device-code"'
+	post_as_alice "$o/curl" "action=add-device-code&token=$token"
+	check_grep "control: curl (no Origin, no Sec-Fetch-Site) gets a code" "$o/curl" 'id="add-device-code"'
 }
