@@ -147,6 +147,39 @@ fn admin(ca: &Ca, args: &[&str]) {
     );
 }
 
+/// DER: tag, definite length, content.
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let n = content.len();
+    if n < 0x80 {
+        out.push(n as u8);
+    } else {
+        let bytes: Vec<u8> = n.to_be_bytes().into_iter().skip_while(|b| *b == 0).collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend(bytes);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// `request` (an OCSPRequest without extensions) with a nonce extension of `nonce`.
+fn with_nonce(request: &[u8], nonce: &[u8]) -> Vec<u8> {
+    // OCSPRequest ::= SEQUENCE { tbsRequest SEQUENCE { requestList, [2] Extensions } }
+    let inner = |der: &[u8]| -> Vec<u8> {
+        let len_bytes = if der[1] < 0x80 {
+            0
+        } else {
+            (der[1] & 0x7f) as usize
+        };
+        der[2 + len_bytes..].to_vec()
+    };
+    let tbs_content = inner(&inner(request));
+    const NONCE_OID: &[u8] = &[0x06, 0x09, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x02];
+    let ext = tlv(0x30, &[NONCE_OID, &tlv(0x04, &tlv(0x04, nonce))].concat());
+    let exts = tlv(0xa2, &tlv(0x30, &ext));
+    tlv(0x30, &tlv(0x30, &[tbs_content, exts].concat()))
+}
+
 #[test]
 fn ocsp_good_revoked_and_unknown_agree_with_openssl_ocsp() {
     let ca = Ca::init();
@@ -367,6 +400,26 @@ fn ocsp_malformed_requests_get_malformed_request_and_change_nothing() {
         let reply = post(&front, &fs::read(&req).unwrap());
         let shown = response_text(&ca, &reply.body, &format!("n{n}.text"));
         assert!(shown.contains(want), "{n} certificates: {shown}");
+    }
+    // A nonce is 1 to 32 bytes (RFC 8954): a longer one is not echoed under the CA's
+    // signature (nobody may have the CA key sign kilobytes of their choosing).
+    let plain = fs::read(make_request(
+        &ca,
+        &ca.cert,
+        &[&alice.pem],
+        &["-no_nonce"],
+        "plain.req",
+    ))
+    .unwrap();
+    for (len, want) in [
+        (32, "Response Status: successful"),
+        (33, "malformedrequest"),
+        (4000, "malformedrequest"),
+    ] {
+        let req = with_nonce(&plain, &vec![0x5a; len]);
+        let reply = post(&front, &req);
+        let shown = response_text(&ca, &reply.body, &format!("nonce{len}.text"));
+        assert!(shown.contains(want), "a {len}-byte nonce: {shown}");
     }
     // Any path without an /ocsp segment is the enrollment page, whatever the type.
     let reply = front.send(&HttpRequest {

@@ -36,6 +36,11 @@ use crate::ffi::ocsp::{self as ffi, BasicBuilder, CertIdInfo, SingleStatus};
 /// about one).
 pub const MAX_CERTS: usize = 64;
 
+/// The longest nonce echoed, in bytes of its DER (RFC 8954: a nonce is 1 to 32 octets,
+/// plus 2 bytes of OCTET STRING header). A longer one is `malformedRequest`: nobody may
+/// have the CA key sign kilobytes of bytes of their choosing.
+pub const MAX_NONCE_DER: usize = 34;
+
 /// What an answer is, for the HTTP layer and the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -133,6 +138,9 @@ impl Responder {
         }
         if n > MAX_CERTS {
             return malformed("too many certificates in one request");
+        }
+        if ffi::request_nonce_len(&req).is_some_and(|len| len > MAX_NONCE_DER) {
+            return malformed("nonce longer than 32 bytes");
         }
         let mut ids = Vec::with_capacity(n);
         for i in 0..n {

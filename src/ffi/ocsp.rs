@@ -40,6 +40,10 @@ unsafe extern "C" {
         nextupd: *mut sys::ASN1_TIME,
     ) -> *mut OCSP_SINGLERESP;
     fn OCSP_copy_nonce(resp: *mut sys::OCSP_BASICRESP, req: *mut sys::OCSP_REQUEST) -> c_int;
+    fn OCSP_REQUEST_get_ext_by_NID(req: *mut sys::OCSP_REQUEST, nid: c_int, lastpos: c_int) -> c_int;
+    fn OCSP_REQUEST_get_ext(req: *mut sys::OCSP_REQUEST, loc: c_int) -> *mut sys::X509_EXTENSION;
+    fn X509_EXTENSION_get_data(ext: *mut sys::X509_EXTENSION) -> *mut sys::ASN1_OCTET_STRING;
+    fn ASN1_STRING_length(s: *const sys::ASN1_STRING) -> c_int;
     fn OCSP_basic_sign(
         brsp: *mut sys::OCSP_BASICRESP,
         signer: *mut sys::X509,
@@ -131,6 +135,29 @@ pub fn request_count(req: &OcspRequestRef) -> usize {
     // SAFETY: req is a live OCSP_REQUEST; the count only reads it.
     let n = unsafe { OCSP_request_onereq_count(req.as_ptr()) };
     usize::try_from(n).unwrap_or(0)
+}
+
+/// The length in bytes of the request's nonce extension value (the DER of the nonce,
+/// which is itself an OCTET STRING), `None` when there is none.
+pub fn request_nonce_len(req: &OcspRequestRef) -> Option<usize> {
+    // SAFETY: req is a live OCSP_REQUEST; the extension and its data are borrowed from
+    // it and only their length is read, before req can be dropped.
+    let len = unsafe {
+        let loc = OCSP_REQUEST_get_ext_by_NID(req.as_ptr(), sys::NID_id_pkix_OCSP_Nonce, -1);
+        if loc < 0 {
+            return None;
+        }
+        let ext = OCSP_REQUEST_get_ext(req.as_ptr(), loc);
+        if ext.is_null() {
+            return None;
+        }
+        let data = X509_EXTENSION_get_data(ext);
+        if data.is_null() {
+            return None;
+        }
+        ASN1_STRING_length(data.cast())
+    };
+    usize::try_from(len).ok()
 }
 
 /// The `i`th CertID of a request, `None` past the end.
