@@ -78,7 +78,7 @@ if ! "$bin" --version >/dev/null 2>&1; then
 	done
 	PATH=$HOME/.cargo/bin:$PATH
 	if ! command -v cargo >/dev/null; then
-		curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+		curl --proto '=https' --tlsv1.2 --max-time 300 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
 	fi
 	(cd "$repo" && cargo build --release)
 	bin=$repo/target/release/getacert
