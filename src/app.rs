@@ -84,6 +84,36 @@ impl Refusal {
             Refusal::Internal(_) => 500,
         }
     }
+
+    /// The enrollment form's field a refusal is about, sent as `X-Getacert-Field` so the
+    /// page can mark that field and move the focus there.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            Refusal::MissingUsername
+            | Refusal::BadUsername(_)
+            | Refusal::UsernameTaken(_)
+            | Refusal::SubjectTaken => Some("username"),
+            Refusal::BadEmail | Refusal::EmailRequired => Some("email"),
+            Refusal::BadCode => Some("code"),
+            Refusal::MethodNotAllowed
+            | Refusal::BodyTooLarge
+            | Refusal::UnsupportedMediaType(_)
+            | Refusal::BadForm(_)
+            | Refusal::MissingKeyRequest
+            | Refusal::TwoKeyRequests
+            | Refusal::BadKeyRequest(..)
+            | Refusal::KeyRefused(_)
+            | Refusal::BadChallenge
+            | Refusal::BadToken
+            | Refusal::CrossSite
+            | Refusal::RateLimited(_)
+            | Refusal::NotSignedIn
+            | Refusal::NotYourDevice
+            | Refusal::UnknownAction(_)
+            | Refusal::Busy(_)
+            | Refusal::Internal(_) => None,
+        }
+    }
 }
 
 impl fmt::Display for Refusal {
@@ -755,6 +785,9 @@ impl App {
         }
         if status == 405 {
             resp = resp.with_header("Allow", "GET, HEAD, POST");
+        }
+        if let Some(field) = r.field() {
+            resp = resp.with_header("X-Getacert-Field", field);
         }
         resp
     }

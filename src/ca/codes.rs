@@ -146,7 +146,9 @@ fn write(locked: &Locked<'_>, path: &Path, entries: &[Entry], now: i64) -> Resul
     locked.replace_file(path, text.as_bytes())
 }
 
-/// Makes and stores a new code for `user`, valid for `lifetime` seconds.
+/// Makes and stores a new code for `user`, valid for `lifetime` seconds. A new
+/// add-device code replaces the user's earlier ones (reloading the page that shows it
+/// must not leave several live codes); recovery codes stay, they are the admin's.
 pub fn issue(
     locked: &Locked<'_>,
     path: &Path,
@@ -159,6 +161,9 @@ pub fn issue(
     let user = user.to_ascii_lowercase();
     let code = new_code();
     let mut entries = read(path)?;
+    if kind == CodeKind::AddDevice {
+        entries.retain(|e| !(e.user == user && e.kind == CodeKind::AddDevice));
+    }
     entries.push(Entry {
         mac: mac(secret, &user, &code),
         user,

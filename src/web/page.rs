@@ -25,6 +25,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../assets/pkix.js"),
     ),
     (
+        "platform.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/platform.js"),
+    ),
+    (
         "enroll.css",
         "text/css; charset=utf-8",
         include_str!("../../assets/enroll.css"),
@@ -98,8 +103,9 @@ pub fn serve_get(app: &App, req: &Request) -> Response {
             .with_header("Retry-After", "5");
         }
     };
-    if query_param(req, "enroll").is_none()
-        && let Some(who) = who
+    let enroll = query_param(req, "enroll");
+    if enroll.is_none()
+        && let Some(who) = &who
     {
         let devices = app
             .store
@@ -107,7 +113,7 @@ pub fn serve_get(app: &App, req: &Request) -> Response {
             .map_err(|e| e.to_string())
             .and_then(|l| app.devices(&l, &who.username).map_err(|e| e.to_string()));
         return match devices {
-            Ok(devices) => account_page(app, req, &who, &devices, None, None),
+            Ok(devices) => account_page(app, req, who, &devices, None, None),
             Err(e) => {
                 log::error!("listing the devices of {}: {e}", who.username);
                 Response::new(
@@ -119,15 +125,76 @@ pub fn serve_get(app: &App, req: &Request) -> Response {
             }
         };
     }
+    let signed_in = who
+        .as_ref()
+        .map(|who| signed_in_notice(&action(req), &who.username, enroll.as_deref() == Some("renew")))
+        .unwrap_or_default();
+    let username = who.as_ref().map(|w| w.username.as_str()).unwrap_or("");
     let html = PAGE
         .replace("{{ACTION}}", &escape(&action(req)))
         .replace("{{TOKEN}}", &escape(&app.make_token(Purpose::Form)))
         .replace("{{CHALLENGE}}", &escape(&app.make_token(Purpose::Challenge)))
         .replace("{{AUTH_URL}}", &escape(&app.config.auth_url))
-        .replace("{{CA_NAME}}", &escape(&ca_name(app)));
+        .replace("{{CA_NAME}}", &escape(&site_name(app)))
+        // last: what the visitor's username brings in is never read as a placeholder
+        .replace("{{USERNAME}}", &escape(username))
+        .replace("{{SIGNED_IN}}", &signed_in);
     secure_headers(
         Response::new(200, "text/html; charset=utf-8", html.into_bytes())
             .with_header("Cache-Control", "no-store"),
+    )
+}
+
+/// The absolute link that opens the enrollment page on a new device with `username` and
+/// `code` filled in (by enroll.js, from the fragment). The host comes from the request
+/// (`HTTP_HOST`, plus `SERVER_PORT` when the host has none and it is not 443); `None`
+/// when the host does not look like one. Only the signed-in visitor sees the link.
+fn add_device_link(req: &Request, username: &str, code: &str) -> Option<String> {
+    let host = req.param_str("HTTP_HOST")?;
+    let name_ok = |h: &str| {
+        !h.is_empty()
+            && h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']' | ':'))
+    };
+    if !name_ok(host) {
+        return None;
+    }
+    let has_port = host
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
+        && !host.ends_with(']');
+    let port = req
+        .param_str("SERVER_PORT")
+        .filter(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()) && *p != "443");
+    let authority = match (has_port, port) {
+        (false, Some(p)) => format!("{host}:{p}"),
+        _ => host.to_string(),
+    };
+    let fragment = form_urlencoded::Serializer::new(String::new())
+        .append_pair("username", username)
+        .append_pair("code", code)
+        .finish();
+    Some(format!("https://{authority}{}?enroll=1#{fragment}", action(req)))
+}
+
+/// What the enrollment page says to a visitor who is signed in (`?enroll=1` from the
+/// account page, `?enroll=renew` to renew): whose account the new certificate is for.
+/// Renewing never revokes the current certificate: it keeps working until the visitor
+/// revokes it on the account page, so an import that fails locks nobody out.
+fn signed_in_notice(action: &str, username: &str, renew: bool) -> String {
+    let user = escape(username);
+    let what = if renew {
+        format!(
+            "<strong>Renewing</strong> the certificate of <strong>{user}</strong>. \
+             Your current certificate keeps working until you revoke it on your devices page."
+        )
+    } else {
+        format!("<strong>Adding a device</strong> for <strong>{user}</strong>.")
+    };
+    format!(
+        "<p id=\"signed-in\" class=\"notice\" role=\"status\">{what} \
+         <a href=\"{}\">Back to your devices</a></p>",
+        escape(action)
     )
 }
 
@@ -142,7 +209,11 @@ pub fn error_page(status: u16, message: &str) -> String {
     )
 }
 
-fn ca_name(app: &App) -> String {
+/// `site_name` from `[getacert]`, else the CA certificate's common name.
+fn site_name(app: &App) -> String {
+    if let Some(name) = &app.config.site_name {
+        return name.clone();
+    }
     app.ca
         .cert
         .subject_name()
@@ -191,11 +262,16 @@ pub fn account_page(
             date(r.expires_unix())
         ));
         if live && !this {
+            // A second step, without script: the button that revokes names the device.
             list.push_str(&format!(
-                "<form method=\"post\" action=\"{action}\"><input type=\"hidden\" name=\"token\" value=\"{token}\">\
-                 <input type=\"hidden\" name=\"action\" value=\"revoke\"><input type=\"hidden\" name=\"serial\" value=\"{}\">\
-                 <button class=\"button\" type=\"submit\">Revoke</button></form>",
-                escape(&r.serial)
+                "<details class=\"revoke\"><summary class=\"button\">Revoke…</summary>\
+                 <form method=\"post\" action=\"{action}\"><input type=\"hidden\" name=\"token\" value=\"{token}\">\
+                 <input type=\"hidden\" name=\"action\" value=\"revoke\"><input type=\"hidden\" name=\"serial\" value=\"{serial}\">\
+                 <p>The device with certificate <strong>{serial}</strong> (expires {expires}) will no longer sign in. \
+                 This cannot be undone.</p>\
+                 <button class=\"button danger\" type=\"submit\">Revoke certificate {serial}</button></form></details>",
+                serial = escape(&r.serial),
+                expires = date(r.expires_unix())
             ));
         }
         list.push_str("</li>\n");
@@ -203,12 +279,37 @@ pub fn account_page(
     let notice = notice
         .map(|n| format!("<p class=\"notice\" role=\"status\">{}</p>", escape(n)))
         .unwrap_or_default();
+    let live = devices
+        .iter()
+        .filter(|r| r.effective_status(now) == Status::Valid)
+        .count();
+    let nudge = if live <= 1 {
+        "<p class=\"warn\" id=\"one-device\">This is your only device. Add a second device so that \
+         losing this one does not lock you out.</p>"
+    } else {
+        ""
+    };
     let code = code
         .map(|c| {
+            // The link opens the enrollment page on the new device with the username and
+            // the code filled in; both ride in the fragment, which no server log sees.
+            let qr = add_device_link(req, &who.username, c)
+                .and_then(|link| crate::web::qr::svg_data_uri(&link).map(|img| (link, img)))
+                .map(|(link, img)| {
+                    format!(
+                        "<p class=\"qr\"><img id=\"add-device-qr\" src=\"{}\" width=\"240\" height=\"240\" \
+                         alt=\"QR code of a link that opens this page on the new device with your username and the code\"></p>\
+                         <p class=\"hint\">Or scan this with the new device's camera: it opens this page there with \
+                         everything filled in. <a id=\"add-device-link\" href=\"{}\">The link</a> works once, like the code.</p>",
+                        escape(&img),
+                        escape(&link)
+                    )
+                })
+                .unwrap_or_default();
             format!(
                 "<section class=\"card\" aria-labelledby=\"code-heading\"><h2 id=\"code-heading\">Your add-device code</h2>\
                  <p class=\"code\" id=\"add-device-code\">{}</p><p>On the new device, open this page, type your username \
-                 <strong>{}</strong> and this code. It works once and expires in {} minutes. It is not shown again.</p></section>",
+                 <strong>{}</strong> and this code. It works once and expires in {} minutes. It is not shown again.</p>{qr}</section>",
                 escape(c),
                 escape(&who.username),
                 app.config.code_lifetime / 60
@@ -225,16 +326,16 @@ pub fn account_page(
          <h1>You are signed in as <span id=\"username\">{user}</span></h1>{notice}{code}\
          <section class=\"card\" aria-labelledby=\"devices-heading\"><h2 id=\"devices-heading\">Your devices</h2>\
          <ul class=\"devices\">{list}</ul></section>\
-         <section class=\"card\" aria-labelledby=\"add-heading\"><h2 id=\"add-heading\">Add a device</h2>\
+         <section class=\"card\" aria-labelledby=\"add-heading\"><h2 id=\"add-heading\">Add a device</h2>{nudge}\
          <p>Get a one-time code here, then enroll on the new device with your username and the code. \
          No key is copied between devices.</p><form method=\"post\" action=\"{action}\">\
          <input type=\"hidden\" name=\"token\" value=\"{token}\"><input type=\"hidden\" name=\"action\" value=\"add-device-code\">\
          <button class=\"button primary\" type=\"submit\">Get an add-device code</button></form></section>\
          <section class=\"card\" aria-labelledby=\"renew-heading\"><h2 id=\"renew-heading\">Renew this device</h2>\
-         <p>Before this certificate expires, <a href=\"{action}?enroll=1\">make a new one</a> with your username while \
-         signed in; then revoke the old one above.</p></section>\
+         <p>Before this certificate expires, <a href=\"{action}?enroll=renew\">make a new one</a> while \
+         signed in; once it works, revoke the old one above.</p></section>\
          <p><a class=\"button\" href=\"{auth}\">Go to the site</a></p></main></body></html>\n",
-        ca = escape(&ca_name(app)),
+        ca = escape(&site_name(app)),
         user = escape(&who.username),
         auth = escape(&app.config.auth_url),
     );
