@@ -48,6 +48,7 @@ has_systemd() { [ -d /run/systemd/system ]; }
 # getacert.service has PrivateTmp=yes and ProtectHome=yes: a CA there is invisible to it.
 if has_systemd; then
 	for d in "$SSL_DIR" "$CA_DIR"; do
+		d=$(readlink -m "$d")
 		case $d in /tmp/* | /var/tmp/* | /home/* | /root/* | /run/user/*)
 			die "$d: getacert.service cannot see it (PrivateTmp=yes, ProtectHome=yes); choose a directory elsewhere, e.g. under /var/lib" ;;
 		esac
@@ -221,7 +222,7 @@ apache_apply() {
 	pid=$(cat /run/apache2/apache2.pid 2>/dev/null || true)
 	if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
 		$1
-	elif [ "$(stat -c %Y /etc/apache2/mods-enabled)" -ge "$(date -d "$(ps -o lstart= -p "$pid")" +%s)" ]; then
+	elif [ "$(stat -c %Y /etc/apache2/mods-enabled)" -ge $(($(date +%s) - $(ps -o etimes= -p "$pid"))) ]; then
 		say "modules changed since Apache started: restarting it"
 		$2
 	else
