@@ -4,7 +4,6 @@
 
 use crate::app::{App, Identity};
 use crate::ca::index::{Record, Status};
-use crate::token::Purpose;
 use crate::web::{Request, Response};
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -55,7 +54,10 @@ pub fn escape(s: &str) -> String {
 fn secure_headers(resp: Response) -> Response {
     resp.with_header("Content-Security-Policy", CSP)
         .with_header("X-Content-Type-Options", "nosniff")
-        .with_header("Referrer-Policy", "no-referrer")
+        // same-origin, not no-referrer: under no-referrer a browser sends `Origin: null`
+        // with the page's own form posts (Firefox does), and every POST with a null
+        // Origin is refused as cross-site. Other sites still get no referrer.
+        .with_header("Referrer-Policy", "same-origin")
         .with_header("X-Frame-Options", "DENY")
 }
 
@@ -125,6 +127,17 @@ pub fn serve_get(app: &App, req: &Request) -> Response {
             }
         };
     }
+    // The form token is this requester's: the certificate presented (`?enroll=...` while
+    // signed in), else a cookie set now.
+    let tokens = match &who {
+        Some(who) => app.account_token(who).map(|t| (t, None)),
+        None => app.anonymous_token(req),
+    }
+    .and_then(|(token, cookie)| Ok((token, cookie, app.make_challenge()?)));
+    let (token, cookie, challenge) = match tokens {
+        Ok(t) => t,
+        Err(e) => return token_failure(&e),
+    };
     let signed_in = who
         .as_ref()
         .map(|who| signed_in_notice(&action(req), &who.username, enroll.as_deref() == Some("renew")))
@@ -132,17 +145,19 @@ pub fn serve_get(app: &App, req: &Request) -> Response {
     let username = who.as_ref().map(|w| w.username.as_str()).unwrap_or("");
     let html = PAGE
         .replace("{{ACTION}}", &escape(&action(req)))
-        .replace("{{TOKEN}}", &escape(&app.make_token(Purpose::Form)))
-        .replace("{{CHALLENGE}}", &escape(&app.make_token(Purpose::Challenge)))
+        .replace("{{TOKEN}}", &escape(&token))
+        .replace("{{CHALLENGE}}", &escape(&challenge))
         .replace("{{AUTH_URL}}", &escape(&app.config.auth_url))
         .replace("{{CA_NAME}}", &escape(&site_name(app)))
         // last: what the visitor's username brings in is never read as a placeholder
         .replace("{{USERNAME}}", &escape(username))
         .replace("{{SIGNED_IN}}", &signed_in);
-    secure_headers(
-        Response::new(200, "text/html; charset=utf-8", html.into_bytes())
-            .with_header("Cache-Control", "no-store"),
-    )
+    let mut resp = Response::new(200, "text/html; charset=utf-8", html.into_bytes())
+        .with_header("Cache-Control", "no-store");
+    if let Some(c) = cookie {
+        resp = resp.with_header("Set-Cookie", &c);
+    }
+    secure_headers(resp)
 }
 
 /// The absolute link that opens the enrollment page on a new device with `username` and
@@ -234,6 +249,17 @@ fn date(unix: i64) -> String {
     format!("{y}-{}-{}", &rest[0..2], &rest[2..4])
 }
 
+/// A form token or challenge could not be made (the HMAC failed): no page, since a page
+/// without a working token is a form that cannot be sent.
+fn token_failure(e: &crate::app::Refusal) -> Response {
+    log::error!("{e:?} while making the page's tokens");
+    Response::new(
+        500,
+        "text/plain; charset=utf-8",
+        b"Something went wrong on the server. The administrator can find the details in the log.\n".to_vec(),
+    )
+}
+
 /// The page a signed-in user sees: who they are, their devices (revoke any other one),
 /// and an add-device code when they asked for one (shown this once).
 pub fn account_page(
@@ -245,7 +271,10 @@ pub fn account_page(
     code: Option<&str>,
 ) -> Response {
     let action = escape(&action(req));
-    let token = escape(&app.make_token(Purpose::Form));
+    let token = match app.account_token(who) {
+        Ok(t) => escape(&t),
+        Err(e) => return token_failure(&e),
+    };
     let now = crate::app::now();
     let mut list = String::new();
     for r in devices {
@@ -319,7 +348,7 @@ pub fn account_page(
     let html = format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta name=\"referrer\" content=\"no-referrer\"><title>Your devices · {ca}</title>\
+         <meta name=\"referrer\" content=\"same-origin\"><title>Your devices · {ca}</title>\
          <link rel=\"icon\" href=\"data:,\"><link rel=\"stylesheet\" href=\"{action}?asset=enroll.css\"></head><body>\
          <header class=\"banner\"><div class=\"wrap\"><span class=\"seal\" aria-hidden=\"true\"></span>\
          <span class=\"ca-name\">{ca}</span></div></header><main id=\"main\" class=\"wrap\">\

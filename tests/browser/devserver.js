@@ -86,7 +86,7 @@ function start(opts = {}) {
       const html = fs.readFileSync(path.join(ASSETS, 'page.html'), 'utf8').replace(/\{\{([A-Z_]+)\}\}/g, (_, k) => esc(vars[k]));
       res.writeHead(200, {
         'Content-Type': 'text/html; charset=utf-8', 'Content-Security-Policy': CSP,
-        'X-Content-Type-Options': 'nosniff', 'Referrer-Policy': 'no-referrer', 'Cache-Control': 'no-store',
+        'X-Content-Type-Options': 'nosniff', 'Referrer-Policy': 'same-origin', 'Cache-Control': 'no-store',
       });
       return res.end(html);
     }
