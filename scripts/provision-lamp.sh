@@ -45,6 +45,15 @@ die() { printf 'provision-lamp: %s\n' "$*" >&2; exit 1; }
 has_systemd() { [ -d /run/systemd/system ]; }
 
 [ "$(id -u)" = 0 ] || die "run as root (sudo $0)"
+# getacert.service has PrivateTmp=yes and ProtectHome=yes: a CA there is invisible to it.
+if has_systemd; then
+	for d in "$SSL_DIR" "$CA_DIR"; do
+		d=$(readlink -m "$d")
+		case $d in /tmp/* | /var/tmp/* | /home/* | /root/* | /run/user/*)
+			die "$d: getacert.service cannot see it (PrivateTmp=yes, ProtectHome=yes); choose a directory elsewhere, e.g. under /var/lib" ;;
+		esac
+	done
+fi
 
 # --- 0. packages (apt-get update only when something is missing) -----------------------
 need=''
@@ -70,7 +79,7 @@ if ! "$bin" --version >/dev/null 2>&1; then
 	done
 	PATH=$HOME/.cargo/bin:$PATH
 	if ! command -v cargo >/dev/null; then
-		curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+		curl --proto '=https' --tlsv1.2 --max-time 300 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
 	fi
 	(cd "$repo" && cargo build --release)
 	bin=$repo/target/release/getacert
@@ -162,6 +171,11 @@ else
 		sed -i.bak 's/^\([[:space:]]*default_md[[:space:]]*=[[:space:]]*\)sha1/\1sha256/' "$CA_CONF"
 	fi
 	grep -q '^\[ *getacert *\]' "$CA_CONF" || printf '\n[ getacert ]\n' >>"$CA_CONF"
+	# A CRL where the shipped (commented) SSLCARevocationFile line looks for it.
+	if ! grep -Eq '^[[:space:]]*(crl|crl_file)[[:space:]]*=' "$CA_CONF"; then
+		say "$CA_CONF: crl_file = $CA_DIR/crl.pem"
+		sed -i "/^\[ *getacert *\]/a crl_file = $CA_DIR/crl.pem" "$CA_CONF"
+	fi
 fi
 # The front secret: getacert answers only requests that carry it, and only Apache's
 # master process (root) reads the copy Apache sends, so a PHP script on the socket is
@@ -180,6 +194,11 @@ chown -R getacert:getacert "$CA_DIR"
 chmod 0700 "$CA_DIR"
 say "getacert check"
 runuser -u getacert -- /usr/local/bin/getacert --config "$CA_CONF" check
+# The CRL (empty at first): uncommenting the shipped CRL lines then passes configtest.
+if [ ! -f "$CA_DIR/crl.pem" ]; then
+	say "making $CA_DIR/crl.pem (getacert crl)"
+	runuser -u getacert -- /usr/local/bin/getacert --config "$CA_CONF" crl
+fi
 
 # --- 4. the app's /auth/ page (article step 3, without phpinfo) ---------------------------
 mkdir -p "$AUTH_DIR"
@@ -216,6 +235,27 @@ fi
 apache2ctl configtest
 
 # --- 6. start everything ---------------------------------------------------------------------
+# apache_apply START RESTART RELOAD: start Apache when it is not running; restart it
+# when a module was enabled or disabled since it started (a graceful reload cannot take
+# a new module: after enabling mod_fcgid, its children crash in a loop); else reload.
+apache_apply() {
+	pid=$(cat /run/apache2/apache2.pid 2>/dev/null || true)
+	if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
+		$1
+	elif [ "$(stat -c %Y /etc/apache2/mods-enabled)" -ge $(($(date +%s) - $(ps -o etimes= -p "$pid"))) ]; then
+		say "modules changed since Apache started: restarting it"
+		$2
+	else
+		$3
+	fi
+}
+# Without systemd: stop (all children gone), then start.
+apache_restart() {
+	apache2ctl stop
+	i=0
+	while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	apache2ctl start
+}
 if has_systemd; then
 	install -m 0644 "$repo/systemd/getacert.socket" "$repo/systemd/getacert.service" /etc/systemd/system/
 	if [ "$CA_CONF" != /etc/getacert/ca.conf ]; then
@@ -228,7 +268,7 @@ if has_systemd; then
 	systemctl try-restart getacert.service
 	systemctl enable "$fpm" && systemctl restart "$fpm"
 	systemctl enable apache2
-	systemctl reload-or-restart apache2
+	apache_apply 'systemctl start apache2' 'systemctl restart apache2' 'systemctl reload apache2'
 else
 	# No systemd (containers, CI): spawn-fcgi makes the socket as root, 0660
 	# getacert:www-data, and runs getacert as getacert with it on fd 0.
@@ -244,13 +284,14 @@ else
 	spawn-fcgi -s "$SOCK" -M 0660 -U getacert -G www-data -u getacert -g getacert \
 		-P /run/getacert/getacert.pid -- /usr/local/bin/getacert --config "$CA_CONF" serve
 	service "$fpm" restart
-	apache2ctl graceful
+	apache_apply 'apache2ctl start' 'apache_restart' 'apache2ctl graceful'
 fi
 
 # --- 7. does it answer? ---------------------------------------------------------------------
 case $HTTPS_LISTEN in *:*) base=https://$HTTPS_LISTEN ;; *) base=https://127.0.0.1:$HTTPS_LISTEN ;; esac
 i=0
-until code=$(curl -ks -o /dev/null -w '%{http_code}' "$base/getacert.php") && [ "$code" = 200 ]; do
+until code=$(curl -ks --connect-timeout 3 --max-time 10 -o /dev/null -w '%{http_code}' "$base/getacert.php") &&
+	[ "$code" = 200 ]; do
 	i=$((i + 1))
 	[ $i -lt 30 ] || die "$base/getacert.php answers ${code:-nothing}, not 200 (see /var/log/apache2/error.log)"
 	sleep 1

@@ -14,6 +14,9 @@ if command -v shellcheck >/dev/null; then
 else
 	skip "shellcheck not installed"
 fi
+# Its readiness check once hung 12 minutes on an Apache that accepted and never answered.
+check "provision-lamp.sh: every curl has a time limit (--max-time)" \
+	bash -c "! grep -E '(^|[^-])curl +-' '$REPO/scripts/provision-lamp.sh' | grep -v '^[[:space:]]*#' | grep -v -- '--max-time'"
 if [ "${GETACERT_TEST_VAGRANT:-1}" = 0 ]; then
 	skip "vagrant validate (GETACERT_TEST_VAGRANT=0)"
 elif command -v vagrant >/dev/null; then
