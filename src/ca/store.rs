@@ -175,6 +175,27 @@ impl GroupSync {
     }
 }
 
+/// Opens the lock file read-only (flock needs no more), creating it (0640) when missing:
+/// a lock file made by root or by another user never has to be writable to be taken.
+fn open_lock_file(path: &Path) -> io::Result<File> {
+    match File::open(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o640)
+                .open(path)
+            {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+            File::open(path)
+        }
+        other => other,
+    }
+}
+
 /// A held lock: the only way to read the view or change the database.
 pub struct Locked<'a> {
     store: &'a Store,
@@ -185,7 +206,7 @@ pub struct Locked<'a> {
 impl Drop for Locked<'_> {
     fn drop(&mut self) {
         if let Some(f) = self.lock.as_ref() {
-            let _ = f.unlock();
+            let _ = crate::ffi::flock::unlock(f);
         }
     }
 }
@@ -237,13 +258,8 @@ impl Store {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let lock_path = &self.paths.lock_file;
         if lock.is_none() {
-            let file = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .mode(0o600)
-                .open(lock_path)
-                .map_err(|e| StoreError::io(lock_path, "open the lock file", e))?;
+            let file =
+                open_lock_file(lock_path).map_err(|e| StoreError::io(lock_path, "open the lock file", e))?;
             *lock = Some(file);
         }
         let Some(file) = lock.as_ref() else {
@@ -256,14 +272,14 @@ impl Store {
         let deadline = Instant::now() + self.lock_timeout;
         let mut pause = Duration::from_micros(200);
         loop {
-            match file.try_lock() {
-                Ok(()) => break,
-                Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+            match crate::ffi::flock::try_lock_exclusive(file) {
+                Ok(true) => break,
+                Ok(false) if Instant::now() < deadline => {
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_millis(20));
                 }
-                Err(fs::TryLockError::WouldBlock) => return Err(StoreError::LockTimeout(lock_path.clone())),
-                Err(fs::TryLockError::Error(e)) => return Err(StoreError::io(lock_path, "lock", e)),
+                Ok(false) => return Err(StoreError::LockTimeout(lock_path.clone())),
+                Err(e) => return Err(StoreError::io(lock_path, "lock", e)),
             }
         }
         let mut locked = Locked {

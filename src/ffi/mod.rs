@@ -2,6 +2,7 @@
 //! rust-openssl and std do not wrap. Every `unsafe` block carries a `// SAFETY:` line.
 //! Nothing here makes policy decisions.
 
+pub mod flock;
 pub mod openssl;
 pub mod sock;
 pub mod syslog;
