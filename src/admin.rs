@@ -109,6 +109,10 @@ pub fn ca_conf(dir: &Path) -> String {
          certificate     = $dir/rootCA.pem\n\
          private_key     = $dir/rootCA.key\n\
          serial          = $dir/serial\n\
+         # Random 127-bit serials (as `openssl ca` makes them with rand_serial): a CA\n\
+         # restored from a backup cannot issue a serial again that it issued after the\n\
+         # backup was taken. The serial file is then not used.\n\
+         rand_serial     = yes\n\
          crlnumber       = $dir/crlnumber\n\
          crl             = $dir/crl.pem\n\
          default_days    = 365\n\
@@ -149,7 +153,8 @@ pub fn ca_conf(dir: &Path) -> String {
     s
 }
 
-fn write_new(path: &Path, content: &[u8], mode: u32) -> Result<(), String> {
+/// Creates `path` (never over an existing file) with `content` and `mode`, fsynced.
+pub(crate) fn write_new(path: &Path, content: &[u8], mode: u32) -> Result<(), String> {
     let mut f = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -273,6 +278,11 @@ pub fn check(config_path: &Path) -> Report {
                     ));
                 }
             }
+            let indexed: std::collections::HashSet<String> = records
+                .iter()
+                .filter_map(|r| index::normalize_serial(&r.serial))
+                .collect();
+            warnings.extend(restore_gaps(&config, &indexed));
         }
         Err(e) => problems.push(format!(
             "{e} (fix or remove that line; `openssl ca` cannot read it either)"
@@ -307,6 +317,69 @@ pub fn check(config_path: &Path) -> Report {
         problems.push(e.to_string());
     }
     report
+}
+
+/// What a CA restored from an older copy shows: certificates in newcerts/ that
+/// index.txt does not list, and a serial file at or below the highest of them.
+fn restore_gaps(config: &Config, indexed: &std::collections::HashSet<String>) -> Vec<String> {
+    let p = &config.paths;
+    let mut out = Vec::new();
+    let Ok(entries) = fs::read_dir(&p.new_certs_dir) else {
+        return out;
+    };
+    let mut missing: Vec<String> = Vec::new();
+    let mut highest: Option<String> = None;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(serial) = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".pem"))
+            .and_then(index::normalize_serial)
+        else {
+            continue;
+        };
+        if highest
+            .as_ref()
+            .is_none_or(|h| index::serial_cmp(&serial, h).is_gt())
+        {
+            highest = Some(serial.clone());
+        }
+        if !indexed.contains(&serial) {
+            missing.push(serial);
+        }
+    }
+    missing.sort_by(|a, b| index::serial_cmp(a, b));
+    if !missing.is_empty() {
+        let shown: Vec<&str> = missing.iter().take(5).map(String::as_str).collect();
+        out.push(format!(
+            "{} certificate(s) in {} are not in {} ({}{}): enrollments interrupted before their              index line (never delivered), or index.txt restored from a backup older than              newcerts/ (then they were issued and may be in use). Revoke each, which is harmless              if it was never delivered: flock {} openssl ca -config {} -revoke {}/SERIAL.pem",
+            missing.len(),
+            p.new_certs_dir.display(),
+            p.database.display(),
+            shown.join(", "),
+            if missing.len() > shown.len() { ", …" } else { "" },
+            p.lock_file.display(),
+            config.file.display(),
+            p.new_certs_dir.display()
+        ));
+    }
+    if !config.rand_serial
+        && let Some(h) = &highest
+        && let Some(next) = fs::read_to_string(&p.serial)
+            .ok()
+            .and_then(|t| index::normalize_serial(&t))
+        && index::serial_cmp(&next, h).is_le()
+    {
+        out.push(format!(
+            "{}: the next serial {next} is not above the highest certificate in {} ({h}): the              serial file was restored from an older copy. getacert skips used serials but              `openssl ca` does not, and serials issued after that copy may be handed out again:              write `{}` into {}, or better set `rand_serial = yes` in [ {} ]",
+            p.serial.display(),
+            p.new_certs_dir.display(),
+            index::serial_next(h),
+            p.serial.display(),
+            config.ca_section
+        ));
+    }
+    out
 }
 
 pub fn list(config: &Config) -> Result<(), String> {

@@ -10,8 +10,10 @@
 
 pub mod admin;
 pub mod app;
+pub mod backup;
 pub mod ca;
 pub mod config;
+pub mod docgen;
 pub mod enroll;
 #[allow(unsafe_code)]
 mod ffi;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use getacert::admin;
 use getacert::app::App;
@@ -117,6 +117,20 @@ enum Command {
         /// Revoke all of the user's certificates first (a lost or stolen device).
         #[arg(long)]
         revoke_all: bool,
+    },
+    /// Copy the CA (ca.conf, key, certificate, index.txt, serial, CRL, newcerts/ …) into
+    /// a new directory, under the database lock, so the copy is consistent. Restoring:
+    /// docs/deployment.md.
+    Backup {
+        /// The directory to create (it must not exist, or be empty). Keep it private:
+        /// it holds the CA key.
+        dir: PathBuf,
+    },
+    /// Write the man pages and shell completions (for packaging: scripts/deb).
+    #[command(hide = true)]
+    GenerateDocs {
+        /// Where to write man/ and completions/.
+        dir: PathBuf,
     },
 }
 
@@ -234,6 +248,12 @@ fn main() -> ExitCode {
             };
             serve(config, listen, workers, sink)
         }
+        Some(Command::Backup { dir }) => admin_app(config).and_then(|app| {
+            let n = getacert::backup::backup(&app, &dir)?;
+            println!("Backed up the CA and {n} certificate(s) to {}", dir.display());
+            Ok(())
+        }),
+        Some(Command::GenerateDocs { dir }) => getacert::docgen::write(Cli::command(), &dir),
         Some(Command::Check) => {
             let report = admin::check(&Config::locate(config));
             for w in &report.warnings {

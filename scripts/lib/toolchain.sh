@@ -4,7 +4,7 @@
 # scripts/demo, so that the PATH it sets is the caller's:
 #
 #   TC_REPO=/path/to/checkout; . scripts/lib/toolchain.sh
-#   use_rust [install] [lint]   # cargo + rustc >= Cargo.toml's rust-version in PATH
+#   use_rust find|install [lint] # cargo + rustc >= Cargo.toml's rust-version in PATH
 #   use_node install|find       # node >= 20 in PATH (tests/browser)
 #
 # "install" lets it install packages (as root, or with $TC_SUDO); "lint" also wants

@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::hash::{BuildHasher, Hasher};
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -304,8 +304,16 @@ impl Store {
             .mode(0o644)
             .open(&path)
             .map_err(|e| StoreError::io(&path, "create", e))?;
-        f.write_all(pem).map_err(|e| StoreError::io(&path, "write", e))?;
-        f.sync_all().map_err(|e| StoreError::io(&path, "fsync", e))?;
+        // A failed write (a full disk) leaves no empty or partial newcerts file behind.
+        if let Err(e) = f
+            .write_all(pem)
+            .map_err(|e| StoreError::io(&path, "write", e))
+            .and_then(|()| f.sync_all().map_err(|e| StoreError::io(&path, "fsync", e)))
+        {
+            drop(f);
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
         self.newcerts_sync.sync(&self.paths.new_certs_dir)?;
         Ok(path)
     }
@@ -527,7 +535,8 @@ impl Locked<'_> {
         let paths = &self.store.paths;
         if self.store.rand_serial {
             for _ in 0..16 {
-                let s = random_serial();
+                let s = random_serial()
+                    .map_err(|e| StoreError::io(&paths.new_certs_dir, "draw a random serial", e))?;
                 if !self.cert_path(&s).exists() {
                     return Ok(s);
                 }
@@ -663,15 +672,14 @@ pub fn write_durably(path: &Path, content: &[u8]) -> Result<(), StoreError> {
 }
 
 /// 128 random bits with the top bit clear (a positive INTEGER), never zero.
-fn random_serial() -> String {
+/// 127 random bits (positive, never zero, as RFC 5280 wants). A random-number failure is
+/// an error: never a predictable serial.
+fn random_serial() -> io::Result<String> {
     let mut b = [0u8; 16];
-    if openssl::rand::rand_bytes(&mut b).is_err() {
-        // Fall back on the kernel directly; rand_bytes failing means OpenSSL is broken.
-        let _ = File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b));
-    }
+    openssl::rand::rand_bytes(&mut b).map_err(io::Error::other)?;
     b[0] &= 0x7f;
     b[0] |= 0x01;
-    b.iter().map(|x| format!("{x:02X}")).collect()
+    Ok(b.iter().map(|x| format!("{x:02X}")).collect())
 }
 
 impl Locked<'_> {
