@@ -3,8 +3,8 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::Path;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
 use openssl::asn1::{Asn1Integer, Asn1Time};
 use openssl::bn::BigNum;
@@ -179,24 +179,57 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<(), String> {
     let dir = dir
         .canonicalize()
         .map_err(|e| format!("{}: {e}", dir.display()))?;
+    // Only the CA's owner enters the directory; the web server reads what it needs (the
+    // CA certificate, the CRL) as root at start-up, or through getacert.
+    for d in [dir.clone(), dir.join("newcerts")] {
+        fs::set_permissions(&d, fs::Permissions::from_mode(0o700))
+            .map_err(|e| format!("{}: {e}", d.display()))?;
+    }
     let key = make_key(&opts.key)?;
     let cert = ca_cert(&key, opts).map_err(|e| format!("making the CA certificate: {e}"))?;
     let key_pem = key.private_key_to_pem_pkcs8().map_err(|e| e.to_string())?;
     let cert_pem = cert.to_pem().map_err(|e| e.to_string())?;
-    write_new(&dir.join("rootCA.key"), &key_pem, 0o600)?;
-    write_new(&dir.join("rootCA.pem"), &cert_pem, 0o644)?;
-    write_new(&dir.join("ca-bundle.crt"), &cert_pem, 0o644)?;
-    write_new(&dir.join("index.txt"), b"", 0o644)?;
-    write_new(&dir.join("index.txt.attr"), b"unique_subject = no\n", 0o644)?;
-    write_new(&dir.join("serial"), b"1000\n", 0o644)?;
-    write_new(&dir.join("crlnumber"), b"1000\n", 0o644)?;
-    write_new(&dir.join("ca.conf"), ca_conf(&dir).as_bytes(), 0o644)?;
-    // An empty CRL from the start, so ssl_crl / SSLCARevocationFile can point at it
-    // before the first revocation.
-    let app = Config::load(&dir.join("ca.conf"))
-        .map_err(|e| e.to_string())
-        .and_then(|c| App::new(c).map_err(|e| e.to_string()))?;
-    crl(&app)?;
+    // A failure part way (a full disk) removes every file this init made.
+    let files = [
+        ("rootCA.key", key_pem.as_slice(), 0o600),
+        ("rootCA.pem", cert_pem.as_slice(), 0o644),
+        ("ca-bundle.crt", cert_pem.as_slice(), 0o644),
+        ("index.txt", b"".as_slice(), 0o640),
+        ("index.txt.attr", b"unique_subject = no\n".as_slice(), 0o640),
+        ("serial", b"1000\n".as_slice(), 0o640),
+        ("crlnumber", b"1000\n".as_slice(), 0o640),
+    ];
+    let conf = ca_conf(&dir);
+    let mut created: Vec<PathBuf> = Vec::new();
+    let mut made = || -> Result<(), String> {
+        let conf_file = ("ca.conf", conf.as_bytes(), 0o640);
+        for (name, content, mode) in files.into_iter().chain([conf_file]) {
+            let path = dir.join(name);
+            let existed = path.exists();
+            let written = write_new(&path, content, mode);
+            if !existed && path.exists() {
+                created.push(path);
+            }
+            written?;
+        }
+        for name in ["crl.pem", "index.txt.lock"] {
+            if !dir.join(name).exists() {
+                created.push(dir.join(name));
+            }
+        }
+        // An empty CRL from the start, so ssl_crl / SSLCARevocationFile can point at it
+        // before the first revocation.
+        let app = Config::load(&dir.join("ca.conf"))
+            .map_err(|e| e.to_string())
+            .and_then(|c| App::new(c).map_err(|e| e.to_string()))?;
+        crl(&app).map(|_| ())
+    };
+    if let Err(e) = made() {
+        for path in created {
+            let _ = fs::remove_file(path);
+        }
+        return Err(e);
+    }
     println!("Made a CA in {}:", dir.display());
     println!("  rootCA.key (0600: only this user may read it), rootCA.pem, ca-bundle.crt,");
     println!("  index.txt, index.txt.attr, serial, crlnumber, crl.pem (empty), newcerts/, ca.conf");

@@ -18,6 +18,7 @@ pub mod enroll;
 #[allow(unsafe_code)]
 mod ffi;
 pub mod log;
+pub mod owner;
 pub mod ratelimit;
 pub mod token;
 pub mod web;

@@ -218,6 +218,23 @@ fn run_cgi(cli_config: Option<&std::path::Path>) -> Result<(), String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = cli.config.as_deref();
+    // Run as root, the commands that read or change the CA act as its owner.
+    if matches!(
+        cli.command,
+        Some(
+            Command::Check
+                | Command::List
+                | Command::Revoke { .. }
+                | Command::Crl { .. }
+                | Command::Updatedb
+                | Command::RecoveryCode { .. }
+                | Command::Backup { .. }
+        )
+    ) && let Err(e) = getacert::owner::act_as_ca_owner(&Config::locate(config))
+    {
+        eprintln!("getacert: {e}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Some(Command::Init {
             dir,

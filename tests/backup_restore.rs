@@ -150,3 +150,15 @@ fn check_on_a_restored_directory_finds_newcerts_missing_from_index_and_a_serial_
     assert!(text.contains("is not above the highest certificate"), "{text}");
     assert!(text.contains("rand_serial = yes"), "{text}");
 }
+
+#[test]
+fn init_leaves_the_directory_0700_and_the_database_files_0600_or_0640() {
+    let ca = Ca::init_with(&[]);
+    let mode = |f: &str| fs::metadata(ca.path(f)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode("."), 0o700, "the CA directory");
+    assert_eq!(mode("newcerts"), 0o700);
+    assert_eq!(mode("rootCA.key"), 0o600);
+    for f in ["index.txt", "index.txt.attr", "serial", "crlnumber", "ca.conf"] {
+        assert_eq!(mode(f), 0o640, "{f}");
+    }
+}

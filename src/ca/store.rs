@@ -653,25 +653,28 @@ impl Pending {
     }
 }
 
-/// Replaces `path` with `content`: write `path.getacert-new`, fsync, rename over `path`,
-/// fsync the directory.
+/// Replaces `path` with `content`: write `path.getacert-new` (with `path`'s mode, 0644
+/// for a new file), fsync, rename over `path`, fsync the directory. A failed write (a
+/// full disk) removes the new file and leaves `path` as it was.
 pub fn write_durably(path: &Path, content: &[u8]) -> Result<(), StoreError> {
     let tmp = PathBuf::from(format!("{}.getacert-new", path.display()));
+    let mode = fs::metadata(path).map(|m| m.mode() & 0o777).unwrap_or(0o644);
     let mut f = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
-        .mode(0o644)
+        .mode(mode)
         .open(&tmp)
         .map_err(|e| StoreError::io(&tmp, "create", e))?;
-    f.write_all(content)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| StoreError::io(&tmp, "write", e))?;
+    if let Err(e) = f.write_all(content).and_then(|()| f.sync_all()) {
+        drop(f);
+        let _ = fs::remove_file(&tmp);
+        return Err(StoreError::io(&tmp, "write", e));
+    }
     fs::rename(&tmp, path).map_err(|e| StoreError::io(path, "replace", e))?;
     fsync_dir(parent(path))
 }
 
-/// 128 random bits with the top bit clear (a positive INTEGER), never zero.
 /// 127 random bits (positive, never zero, as RFC 5280 wants). A random-number failure is
 /// an error: never a predictable serial.
 fn random_serial() -> io::Result<String> {

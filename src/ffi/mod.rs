@@ -4,5 +4,6 @@
 
 pub mod flock;
 pub mod openssl;
+pub mod privs;
 pub mod sock;
 pub mod syslog;
