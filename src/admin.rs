@@ -267,6 +267,7 @@ pub fn check(config_path: &Path) -> Report {
         Ok(_) => {}
         Err(e) => problems.push(format!("{}: {e}", p.private_key.display())),
     }
+    web_server_ownership(&config, problems, warnings);
     match Ca::load(&config) {
         Ok(ca) => {
             let now_t = Asn1Time::days_from_now(0).ok();
@@ -350,6 +351,71 @@ pub fn check(config_path: &Path) -> Report {
         problems.push(e.to_string());
     }
     report
+}
+
+/// The web server's users on this system (Debian's www-data, RHEL's apache, nginx,
+/// Arch's http): name, uid, gid, from /etc/passwd.
+fn web_server_users() -> Vec<(String, u32, u32)> {
+    let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            let (name, uid, gid) = (f.first()?, f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?);
+            ["www-data", "apache", "nginx", "http"]
+                .contains(name)
+                .then(|| (name.to_string(), uid, gid))
+        })
+        .collect()
+}
+
+/// The CA key or database owned by, or writable by, the web server's user. Run as that
+/// user (check under mod_fcgid or mod_cgi), that is how those modes work: a warning
+/// naming it. Run as anyone else (the daemon's user, root), it is a problem: in the
+/// socket modes whoever runs a script in the web server must not reach the CA.
+fn web_server_ownership(config: &Config, problems: &mut Vec<String>, warnings: &mut Vec<String>) {
+    let web = web_server_users();
+    if web.is_empty() {
+        return;
+    }
+    let me = fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    let cgi_mode = web.iter().any(|w| Some(w.1) == me);
+    let p = &config.paths;
+    let db_dir = p.database.parent().unwrap_or(Path::new("."));
+    for path in [
+        &p.private_key,
+        &p.database,
+        &p.serial,
+        &p.new_certs_dir,
+        &db_dir.to_path_buf(),
+    ] {
+        let Ok(m) = fs::metadata(path) else { continue };
+        let mode = m.mode();
+        let Some((name, uid, _)) = web
+            .iter()
+            .find(|w| m.uid() == w.1 || (m.gid() == w.2 && mode & 0o020 != 0))
+        else {
+            continue;
+        };
+        let how = if m.uid() == *uid {
+            "belongs to"
+        } else {
+            "is writable by the group of"
+        };
+        if cgi_mode {
+            warnings.push(format!(
+                "{} {how} {name}, the web server's user: so it is under mod_fcgid or mod_cgi,                  where getacert runs as {name}, but then every script the web server runs can                  read or change the CA; the socket mode keeps them out (docs/deployment.md)",
+                path.display()
+            ));
+        } else {
+            problems.push(format!(
+                "{} {how} {name}, the web server's user, so any script the web server runs can                  read or change the CA: give the CA to the daemon's user                  (chown -R getacert:getacert {}; chmod 0700 {})",
+                path.display(),
+                db_dir.display(),
+                db_dir.display()
+            ));
+        }
+    }
 }
 
 /// What a CA restored from an older copy shows: certificates in newcerts/ that

@@ -218,12 +218,12 @@ fn run_cgi(cli_config: Option<&std::path::Path>) -> Result<(), String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = cli.config.as_deref();
-    // Run as root, the commands that read or change the CA act as its owner.
+    // Run as root, the commands that read or change the CA act as its owner (check
+    // stays root: it judges the files as they are, for whoever runs the daemon).
     if matches!(
         cli.command,
         Some(
-            Command::Check
-                | Command::List
+            Command::List
                 | Command::Revoke { .. }
                 | Command::Crl { .. }
                 | Command::Updatedb
