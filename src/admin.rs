@@ -148,9 +148,25 @@ pub fn ca_conf(dir: &Path) -> String {
         dir = dir.display()
     );
     for (key, default, comment) in GETACERT_KEYS {
-        s.push_str(&format!("# {comment}\n# {key} = {default}\n"));
+        s.push_str(&template_line(key, default, comment));
     }
     s
+}
+
+/// One `[ getacert ]` key as `init` writes it: its comment, then the key commented out at
+/// its default, written so that uncommenting the line changes nothing. A default that is
+/// not a literal value ("(from the CA certificate)") goes in the comment, the value left
+/// empty (empty means the default). `$` and `\` are escaped for OpenSSL's parser.
+fn template_line(key: &str, default: &str, comment: &str) -> String {
+    if default.starts_with('(') {
+        format!(
+            "# {comment}; default: {}\n# {key} =\n",
+            default.trim_matches(['(', ')'])
+        )
+    } else {
+        let escaped = default.replace('\\', "\\\\").replace('$', "\\$");
+        format!("# {comment}\n# {key} = {escaped}\n")
+    }
 }
 
 /// Creates `path` (never over an existing file) with `content` and `mode`, fsynced.
@@ -589,4 +605,22 @@ pub fn recovery_code(app: &App, user: &str, revoke_all: bool) -> Result<(String,
         .map_err(|e| e.to_string())?;
     ::log::info!(target: "audit", "recovery code issued user={user} by=admin revoked={}", revoked.len());
     Ok((code, revoked))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The ca.conf `init` writes lists every `[ getacert ]` key, commented out.
+    #[test]
+    fn init_ca_conf_lists_every_key() {
+        let conf = ca_conf(Path::new("/etc/getacert"));
+        let section = conf.split("[ getacert ]").nth(1).expect("a [ getacert ] section");
+        for (key, _, _) in GETACERT_KEYS {
+            assert!(
+                section.lines().any(|l| l.starts_with(&format!("# {key} ="))),
+                "init's ca.conf does not list {key}"
+            );
+        }
+    }
 }

@@ -182,7 +182,7 @@ pub const GETACERT_KEYS: &[(&str, &str, &str)] = &[
     (
         "username_rule",
         DEFAULT_USERNAME_RULE,
-        "regular expression a username must match",
+        "regular expression a username must match (in ca.conf write \\$ for $ and \\\\ for a backslash)",
     ),
     (
         "allow_non_ascii",
@@ -237,7 +237,76 @@ pub const GETACERT_KEYS: &[(&str, &str, &str)] = &[
         "/auth/",
         "the \"test my certificate\" link on the enrollment page",
     ),
+    (
+        "address_rate",
+        "20/60",
+        "enrollments and account actions per client address: N/SECONDS, or off",
+    ),
+    (
+        "username_rate",
+        "5/60",
+        "enrollments and code attempts per username: N/SECONDS, or off",
+    ),
+    (
+        "code_lifetime",
+        "900",
+        "seconds an add-device or recovery code stays valid",
+    ),
 ];
+
+/// Whether `key` is a `[ getacert ]` setting.
+fn known_key(key: &str) -> bool {
+    GETACERT_KEYS.iter().any(|(k, _, _)| *k == key)
+}
+
+/// The known key nearest to a misspelt one, when one is near enough to be meant.
+fn nearest_key(key: &str) -> Option<&'static str> {
+    GETACERT_KEYS
+        .iter()
+        .map(|(k, _, _)| (strsim::levenshtein(key, k), *k))
+        .filter(|(d, k)| *d <= 3.max(k.len() / 4))
+        .min()
+        .map(|(_, k)| k)
+}
+
+/// The line of `file` (1-based) that sets `key` in `[section]`, for messages. `None` when
+/// it comes from an `.include`d file or cannot be found.
+fn line_of(file: &Path, section: &str, key: &str) -> Option<usize> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let mut current = String::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix('[') {
+            current = rest.trim_end_matches(']').trim().to_string();
+        } else if current == section
+            && let Some((k, _)) = line.split_once('=')
+            && k.trim() == key
+        {
+            return Some(n + 1);
+        }
+    }
+    None
+}
+
+/// ca.conf is read by OpenSSL, which takes a backslash as an escape (`\d` reaches the
+/// program as `d`, `\n` as a newline) and `$` as a variable: a regular expression must
+/// be written with `\\` for each backslash and `\$` for each `$`. This finds a
+/// backslash that OpenSSL ate, from the line as written, so the rule is not silently
+/// different from what the admin typed.
+fn eaten_backslash(raw_line: &str) -> Option<String> {
+    let value = raw_line.split_once('=')?.1;
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('\\' | '$' | '"' | '\'') => {}
+                Some(other) => return Some(format!("\\{other}")),
+                None => return Some("\\".to_string()),
+            }
+        }
+    }
+    None
+}
 
 struct Reader<'a> {
     conf: &'a Conf,
@@ -258,14 +327,41 @@ impl Reader<'_> {
     }
 
     /// A key of this section only (no fallback to the default section for getacert's own).
+    /// In `[ getacert ]` an empty value means the default, so that uncommenting any line
+    /// of the ca.conf `init` writes keeps a configuration that loads.
     fn get(&self, key: &str) -> Option<String> {
         let value = if self.fallback {
             nconf_get(self.conf, &self.section, key)
         } else {
+            debug_assert!(
+                known_key(key),
+                "[getacert] {key} is read but not in GETACERT_KEYS"
+            );
             nconf_section(self.conf, &self.section)
                 .and_then(|kv| kv.into_iter().find(|(k, _)| k == key).map(|(_, v)| v))
         };
-        value.map(|v| v.trim().to_string())
+        value
+            .map(|v| v.trim().to_string())
+            .filter(|v| self.fallback || !v.is_empty())
+    }
+
+    /// Every key of `[ getacert ]` must be one getacert knows: a misspelt
+    /// `rsa_min_bit = 4096` would otherwise leave the default in force unnoticed.
+    fn refuse_unknown_keys(&self) -> Result<(), ConfigError> {
+        for (key, _) in nconf_section(self.conf, &self.section).unwrap_or_default() {
+            if known_key(&key) {
+                continue;
+            }
+            let at = line_of(self.file, &self.section, &key)
+                .map(|n| format!(" (line {n})"))
+                .unwrap_or_default();
+            let hint = match nearest_key(&key) {
+                Some(k) => format!("; did you mean {k}?"),
+                None => "; `getacert init` writes a ca.conf listing every key".to_string(),
+            };
+            return Err(self.err(&key, format!("unknown setting{at}{hint}")));
+        }
+        Ok(())
     }
 
     fn path(&self, key: &str) -> Result<PathBuf, ConfigError> {
@@ -371,6 +467,7 @@ impl Config {
             section: "getacert".into(),
             fallback: false,
         };
+        ga.refuse_unknown_keys()?;
         let get_ga = |key: &str| ga.get(key);
 
         let database = ca.path("database")?;
@@ -490,6 +587,20 @@ impl Config {
             ));
         }
 
+        if let Some(n) = line_of(file, "getacert", "username_rule")
+            && let Some(line) = std::fs::read_to_string(file)
+                .ok()
+                .and_then(|t| t.lines().nth(n - 1).map(str::to_string))
+            && let Some(eaten) = eaten_backslash(&line)
+        {
+            return Err(ga.err(
+                "username_rule",
+                format!(
+                    "line {n}: OpenSSL reads {eaten:?} in ca.conf as an escape and drops the \
+                     backslash; write each backslash of the rule as \\\\ and each $ as \\$"
+                ),
+            ));
+        }
         let rule_text = get_ga("username_rule").unwrap_or_else(|| DEFAULT_USERNAME_RULE.into());
         let username_rule = Regex::new(&rule_text)
             .map_err(|e| ga.err("username_rule", format!("not a regular expression: {e}")))?;
@@ -628,4 +739,43 @@ fn unique_subject(database: &Path, ca: &Reader<'_>) -> Result<bool, ConfigError>
         }
     }
     ca.yes_no("unique_subject", true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_misspelt_key_gets_the_nearest_known_one_as_a_hint() {
+        assert_eq!(nearest_key("rsa_min_bit"), Some("rsa_min_bits"));
+        assert_eq!(nearest_key("usernamerule"), Some("username_rule"));
+        assert_eq!(nearest_key("colour_scheme"), None);
+    }
+
+    #[test]
+    fn a_backslash_openssl_would_eat_is_found_in_the_line_as_written() {
+        assert_eq!(
+            eaten_backslash(r"username_rule = ^[a-z]\d+\$"),
+            Some(r"\d".into())
+        );
+        assert_eq!(eaten_backslash(r"username_rule = ^a\.b\$"), Some(r"\.".into()));
+        assert_eq!(eaten_backslash(r"username_rule = ^[a-z]\\d+\$"), None);
+        assert_eq!(eaten_backslash(r"username_rule = ^[a-z]+\$"), None);
+    }
+
+    /// README's configuration table is the documentation of the key table: every key in it.
+    #[test]
+    fn readme_configuration_table_lists_every_key() {
+        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"));
+        let rows: Vec<&str> = readme.lines().filter(|l| l.starts_with("| `")).collect();
+        for (key, _, _) in GETACERT_KEYS {
+            assert!(
+                rows.iter().any(|r| r
+                    .split('|')
+                    .nth(1)
+                    .is_some_and(|c| c.contains(&format!("`{key}`")))),
+                "README's configuration table has no row for {key}"
+            );
+        }
+    }
 }

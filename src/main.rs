@@ -215,8 +215,59 @@ fn run_cgi(cli_config: Option<&std::path::Path>) -> Result<(), String> {
     }
 }
 
+/// Whether this process was started by a web server for one CGI request: it has a CGI
+/// environment and no listening socket was handed to it (mod_fcgid and spawn-fcgi pass
+/// one on fd 0, and may set GATEWAY_INTERFACE too).
+fn started_as_cgi() -> bool {
+    (std::env::var_os("GATEWAY_INTERFACE").is_some() || std::env::var_os("REQUEST_METHOD").is_some())
+        && !server::inherited_listener_available()
+}
+
+/// Answers a CGI request that came with command-line arguments, and runs nothing.
+///
+/// mod_cgi and mod_cgid pass a query string without `=` to the program as its arguments
+/// (RFC 3875 4.4, the mechanism of CVE-2012-1823), so in CGI mode the command line is
+/// the visitor's: `?revoke+--user+alice` must never become `getacert revoke --user alice`.
+fn refuse_cgi_arguments(args: &[std::ffi::OsString]) -> ExitCode {
+    glog::init(Sink::Syslog { also_stderr: true }, libc::LOG_AUTHPRIV);
+    // Debug formatting escapes control characters: the visitor's bytes forge no log line.
+    let shown: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    log::error!(
+        "refused: started as CGI with command-line arguments {shown:?} (a query string without '=' \
+         becomes argv under mod_cgi); nothing was run. Refuse such query strings in the web \
+         server (see apache/getacert-cgi.conf)"
+    );
+    print!(
+        "Status: 500 Internal Server Error\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+         The enrollment service refused this request. The administrator can find the details in \
+         the web server's error log.\n"
+    );
+    ExitCode::FAILURE
+}
+
 fn main() -> ExitCode {
+    // Decide CGI before looking at the arguments: under CGI they come from the visitor.
+    if started_as_cgi() {
+        let args: Vec<_> = std::env::args_os().skip(1).collect();
+        if !args.is_empty() {
+            return refuse_cgi_arguments(&args);
+        }
+        return match run_cgi(std::env::var_os("GETACERT_CONFIG").map(PathBuf::from).as_deref()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("getacert: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let cli = Cli::parse();
+    // mod_fcgid starts `serve` with a CGI-like environment; nothing else may run in one.
+    let cgi_environment =
+        std::env::var_os("GATEWAY_INTERFACE").is_some() || std::env::var_os("REQUEST_METHOD").is_some();
+    if cgi_environment && !matches!(cli.command, Some(Command::Serve { .. }) | None) {
+        eprintln!("getacert: refused: admin commands never run in a web server's CGI environment");
+        return ExitCode::FAILURE;
+    }
     let config = cli.config.as_deref();
     // Run as root, the commands that read or change the CA act as its owner (check
     // stays root: it judges the files as they are, for whoever runs the daemon).
@@ -339,7 +390,6 @@ fn main() -> ExitCode {
         None if server::inherited_listener_available() => {
             serve(config, None, None, Sink::Syslog { also_stderr: true })
         }
-        None if std::env::var_os("GATEWAY_INTERFACE").is_some() => run_cgi(config),
         None => {
             Err("no command given (try --help); CGI mode needs GATEWAY_INTERFACE from a web server".into())
         }

@@ -116,10 +116,13 @@ fn plain_cgi() {
     enroll_everything(&ca, &Front::Cgi(ca.conf.clone()));
 }
 
-/// CGI finds its configuration through `--config` as well as `GETACERT_CONFIG`.
+/// CGI finds its configuration through `GETACERT_CONFIG` only: under mod_cgi the command
+/// line can be the visitor's (a query string without `=`), so `--config` there is
+/// refused like every other argument (tests/cgi_argv.rs) and nothing is issued.
 #[test]
-fn plain_cgi_with_config_flag() {
+fn plain_cgi_refuses_a_config_flag() {
     let ca = Ca::init();
+    let before = ca.snapshot();
     let csr = fixture_text("ec-p256.csr");
     let req = HttpRequest::form(&[("username", "flag-user"), ("csr", &csr)]);
     let mut child = Command::new(common::bin())
@@ -133,12 +136,12 @@ fn plain_cgi_with_config_flag() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(&req.body).unwrap();
+    // getacert may exit before reading the body: a broken pipe is fine.
+    let _ = child.stdin.take().unwrap().write_all(&req.body);
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    let reply = Reply::parse(&out.stdout);
-    ca.check_cert(&reply.cert_der());
-    ca.assert_consistent(true);
+    assert!(!out.status.success());
+    assert_eq!(Reply::parse(&out.stdout).status, 500);
+    assert_eq!(ca.snapshot(), before);
 }
 
 /// libfcgi's `cgi-fcgi` (the reference FastCGI implementation) as the web server.

@@ -58,10 +58,13 @@ impl Ca {
             path: private_key.display().to_string(),
             err,
         })?;
-        let key = PKey::private_key_from_pem(&pem).map_err(|_| CaError::NotPem {
-            path: private_key.display().to_string(),
-            what: "private key",
-        })?;
+        let key = match crate::enroll::der::private_key_pem(&pem) {
+            Some(key) => key,
+            None => PKey::private_key_from_pem(&pem).map_err(|_| CaError::NotPem {
+                path: private_key.display().to_string(),
+                what: "private key",
+            })?,
+        };
         let cert = config.ca_cert.clone();
         let matches = cert.public_key().map(|p| p.public_eq(&key)).unwrap_or(false);
         if !matches {
