@@ -4,7 +4,10 @@
  * without any help from here; all others get the WebCrypto flow below:
  *   key pair (WebCrypto) → PKCS#10 CSR (pkix.js) → POST to the page's own URL
  *   → DER certificate → PKCS#12 file (pkix.js) → download USERNAME.p12.
- * The private key and the file's password never leave the page.
+ * The PKCS#12 format (modern AES-256 or legacy 3DES "for older phones and Macs") is chosen
+ * from the platform (platform.js) and can be overridden in the form; the result offers the
+ * other format and, for iPhone and iPad, a .mobileconfig profile too, all built from the
+ * same key and certificate. The private key and the file's password never leave the page.
  *
  * Loaded with `defer` under a strict CSP: no inline code, no eval, no style attributes
  * (visibility goes through the `hidden` attribute). ES5 syntax plus Promises, no
@@ -24,9 +27,9 @@
     $('legacy-form').hidden = false;
     return;
   }
-  var P = window.GetacertPKIX;
+  var P = window.GetacertPKIX, Platform = window.GetacertPlatform;
   if (!window.isSecureContext || !window.crypto || !window.crypto.subtle || !P ||
-      typeof TextEncoder === 'undefined' || typeof fetch === 'undefined') {
+      !Platform || typeof TextEncoder === 'undefined' || typeof fetch === 'undefined') {
     if (!window.isSecureContext) {
       $('unsupported-reason').textContent =
         'This page was opened without HTTPS, so the browser does not allow it to create keys. ' +
@@ -38,8 +41,55 @@
 
   var form = $('enroll-form'), errorBox = $('error'), progress = $('progress'), submit = $('submit');
   var fields = { username: $('username'), email: $('email'), code: $('code'), password: $('password'), password2: $('password2') };
-  var busy = false, downloadUrl = null;
+  var busy = false, downloadUrls = [];
+  var ua = navigator.userAgent, touch = navigator.maxTouchPoints || 0, system = Platform.system(ua, touch);
   form.hidden = false;
+
+  // ---- an add-device link: username and code come in the fragment (no server log sees it)
+  (function fillFromFragment() {
+    var hash = location.hash.replace(/^#/, ''), got = {};
+    if (!hash) return;
+    hash.split('&').forEach(function (kv) {
+      var i = kv.indexOf('='), k, v;
+      if (i < 0) return;
+      try { k = decodeURIComponent(kv.slice(0, i)); v = decodeURIComponent(kv.slice(i + 1).replace(/\+/g, ' ')); } catch (e) { return; }
+      if ((k === 'username' || k === 'code') && v.length <= 64) got[k] = v;
+    });
+    if (!got.code) return;
+    if (got.username) fields.username.value = got.username;
+    fields.code.value = got.code;
+    // A link can come from anyone: say plainly whose account this device will join.
+    var note = $('from-link');
+    note.textContent = 'This link adds this device to the account “' + fields.username.value + '”. ' +
+      'Continue only if that is your account and you just asked for the code on your other device.';
+    note.hidden = false;
+    // Out of the address bar and the history: the code is a secret until it is used.
+    if (window.history && history.replaceState) history.replaceState(null, '', location.pathname + location.search);
+  })();
+
+  // ---- the PKCS#12 format: from the platform, the visitor may override it -----------------
+  var SYSTEM_NAMES = { ios: 'iPhone or iPad', android: 'Android', mac: 'macOS', windows: 'Windows', linux: 'Linux' };
+  function chooseFormat(platformVersion) {
+    var f = Platform.pkcs12Format(ua, touch, platformVersion), radio = $('fmt-' + f);
+    if (!radio || form.getAttribute('data-format-touched')) return;
+    radio.checked = true;
+    $('format-auto').textContent = SYSTEM_NAMES[system]
+      ? 'Chosen for ' + SYSTEM_NAMES[system] + '. Change it if the file does not open.' : '';
+  }
+  chooseFormat(null);
+  // Chromium tells the real macOS / Android version only through User-Agent Client Hints.
+  if (navigator.userAgentData && navigator.userAgentData.getHighEntropyValues) {
+    navigator.userAgentData.getHighEntropyValues(['platformVersion']).then(function (h) {
+      chooseFormat(h && h.platformVersion);
+    }, function () {});
+  }
+  Array.prototype.forEach.call(form.querySelectorAll('input[name="p12format"]'), function (r) {
+    r.addEventListener('change', function () { form.setAttribute('data-format-touched', '1'); });
+  });
+  function format() {
+    var r = form.querySelector('input[name="p12format"]:checked');
+    return r ? r.value : 'modern';
+  }
 
   // ---- messages -------------------------------------------------------------------
   function say(text) { progress.textContent = text || ''; }
@@ -117,14 +167,24 @@
     });
   }
 
+  /**
+   * The field a refusal is about: getacert names it in X-Getacert-Field (username, email,
+   * code); a 409 without the header is about the username.
+   */
+  function refusedField(res) {
+    var name = res.headers.get('X-Getacert-Field');
+    if (name && Object.prototype.hasOwnProperty.call(fields, name) && name !== 'password' && name !== 'password2') return fields[name];
+    return res.status === 409 ? fields.username : null;
+  }
+
   /** A failure to show the user as it is (optionally about one field); anything else is a bug. */
   function UserError(message, field) { this.message = message; this.field = field || null; }
 
-  function fileName(username) { return username.replace(/[^A-Za-z0-9._@-]+/g, '_').replace(/^\.+/, '') + '.p12'; }
+  function baseName(username) { return username.replace(/[^A-Za-z0-9._@-]+/g, '_').replace(/^\.+/, ''); }
 
   // ---- the flow ---------------------------------------------------------------------
   function enroll() {
-    var username = fields.username.value, password = fields.password.value, type = keyType();
+    var username = fields.username.value, password = fields.password.value, type = keyType(), chosen = format();
     var keyPair, certDer, info;
 
     say('Creating your private key in this browser…');
@@ -148,7 +208,7 @@
     }).then(function (res) {
       if (res.ok) return res.arrayBuffer();
       return serverMessage(res).then(function (msg) {
-        throw new UserError(msg, res.status === 409 ? fields.username : null);
+        throw new UserError(msg, refusedField(res));
       });
     }).then(function (buf) {
       certDer = new Uint8Array(buf);
@@ -162,18 +222,48 @@
       say('Packing your key and certificate into a password-protected file…');
       return crypto.subtle.exportKey('pkcs8', keyPair.privateKey);
     }).then(function (pkcs8) {
-      return P.buildPkcs12({ privateKey: pkcs8, certificate: certDer, password: password, friendlyName: username });
-    }).then(function (p12) {
-      offer(p12, fileName(username), info);
+      // Both formats from the same key: if one does not open, the other is there without
+      // a second certificate. Nothing here leaves the page.
+      var other = chosen === 'legacy' ? 'modern' : 'legacy';
+      var opts = function (f) { return { privateKey: pkcs8, certificate: certDer, password: password, friendlyName: username, format: f }; };
+      return Promise.all([P.buildPkcs12(opts(chosen)), P.buildPkcs12(opts(other))]).then(function (files) {
+        var legacy = chosen === 'legacy' ? files[0] : files[1];
+        offer({ chosen: chosen, main: files[0], other: files[1], legacy: legacy }, baseName(username), username, info);
+      });
     });
   }
 
-  function offer(p12, name, info) {
-    if (downloadUrl) URL.revokeObjectURL(downloadUrl);
-    downloadUrl = URL.createObjectURL(new Blob([p12], { type: 'application/x-pkcs12' }));
-    var link = $('download');
-    link.href = downloadUrl;
+  function blobLink(link, bytesOrText, type, name) {
+    var url = URL.createObjectURL(new Blob([bytesOrText], { type: type }));
+    downloadUrls.push(url);
+    link.href = url;
     link.download = name;
+    link.setAttribute('type', type);
+  }
+
+  /** Reverse-DNS identifier for the profile, e.g. getacert.org.example.login for login.example.org. */
+  function profileId() { return ['getacert'].concat(location.hostname.split('.').reverse()).join('.'); }
+
+  function offer(files, base, username, info) {
+    downloadUrls.forEach(function (u) { URL.revokeObjectURL(u); });
+    downloadUrls = [];
+    var name = base + '.p12', otherName = base + (files.chosen === 'legacy' ? '-aes.p12' : '-older-systems.p12');
+    var profile = P.buildMobileconfig({
+      pkcs12: files.legacy, fileName: base + '.p12', displayName: username,
+      organization: document.querySelector('.ca-name') ? document.querySelector('.ca-name').textContent : '',
+      identifier: profileId()
+    });
+    var link = $('download');
+    blobLink(link, files.main, 'application/x-pkcs12', name);
+    blobLink($('download-other'), files.other, 'application/x-pkcs12', otherName);
+    blobLink($('download-profile'), profile, 'application/x-apple-aspen-config', base + '.mobileconfig');
+    $('download-other-name').textContent = otherName;
+    $('download-other-what').textContent = files.chosen === 'legacy'
+      ? 'the same certificate with AES-256, for current systems' : 'the same certificate with 3DES, for older phones and Macs';
+    $('download-profile-name').textContent = base + '.mobileconfig';
+    // iPhone and iPad install certificates as configuration profiles.
+    var first = system === 'ios' ? $('download-profile') : link;
+    name = first.download;
     $('result-file').textContent = name;
     Array.prototype.forEach.call(document.querySelectorAll('#result .file'), function (el) { el.textContent = name; });
     $('result-detail').textContent = info.notAfter
@@ -185,20 +275,16 @@
     form.hidden = true;
     say('');
     $('result').hidden = false;
-    link.click(); // starts the download; the link stays for a second try
+    first.click(); // starts the download; the link stays for a second try
     $('result-heading').focus();
   }
 
+  /** The steps for this system first and open; the others stay below, closed. */
   function openStepsForThisDevice() {
-    var ua = navigator.userAgent, p =
-      /Firefox\//.test(ua) && !/Android|iPhone|iPad/.test(ua) ? 'firefox' :
-      /iPhone|iPad|iPod/.test(ua) || (/Macintosh/.test(ua) && navigator.maxTouchPoints > 1) ? 'ios' :
-      /Android/.test(ua) ? 'android' :
-      /Windows/.test(ua) ? 'windows' :
-      /Macintosh/.test(ua) ? 'mac' :
-      /Linux|X11|CrOS/.test(ua) ? 'linux' : '';
-    var d = p && document.querySelector('#result details[data-platform="' + p + '"]');
-    if (d) d.open = true;
+    var d = document.querySelector('#result details[data-platform="' + Platform.steps(ua, touch) + '"]');
+    if (!d) return;
+    d.parentNode.insertBefore(d, d.parentNode.querySelector('details[data-platform]'));
+    d.open = true;
   }
 
   form.addEventListener('submit', function (ev) {
@@ -221,5 +307,5 @@
       form.removeAttribute('aria-busy');
     });
   });
-  window.addEventListener('pagehide', function () { if (downloadUrl) URL.revokeObjectURL(downloadUrl); });
+  window.addEventListener('pagehide', function () { downloadUrls.forEach(function (u) { URL.revokeObjectURL(u); }); });
 })();

@@ -163,6 +163,17 @@ else
 	fi
 	grep -q '^\[ *getacert *\]' "$CA_CONF" || printf '\n[ getacert ]\n' >>"$CA_CONF"
 fi
+# The front secret: getacert answers only requests that carry it, and only Apache's
+# master process (root) reads the copy Apache sends, so a PHP script on the socket is
+# not taken for the web server (issue 10; docs/deployment.md).
+if [ ! -s "$CA_DIR/front-secret" ]; then
+	(umask 077 && openssl rand -hex 32 >"$CA_DIR/front-secret")
+fi
+(umask 077 && printf 'SetEnv GETACERT_FRONT_SECRET "%s"\n' "$(cat "$CA_DIR/front-secret")" >"$SSL_DIR/front-secret.apache")
+chown root:root "$SSL_DIR/front-secret.apache"
+chmod 0600 "$SSL_DIR/front-secret.apache"
+grep -q '^front_secret_file' "$CA_CONF" ||
+	sed -i "/^\[ *getacert *\]/a front_secret_file = $CA_DIR/front-secret" "$CA_CONF"
 # The database belongs to getacert; nobody else may even look (the web server serves
 # $AUTH_DIR, and the article put the CA inside it).
 chown -R getacert:getacert "$CA_DIR"
@@ -179,13 +190,22 @@ fi
 # --- 5. Apache: mod_ssl, php-fpm, the HTTPS site, /getacert.php -----------------------------
 fpm=$(basename "$(find_php_fpm)")             # php-fpm8.3, whose service is php8.3-fpm
 fpm=php${fpm#php-fpm}-fpm
+# PHP runs as its own user, not as www-data: a PHP script then cannot use Apache's
+# access to getacert's socket (www-data), nor read what Apache reads.
+id phpapp >/dev/null 2>&1 ||
+	useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin phpapp
+pool=/etc/php/${fpm#php}
+pool=${pool%-fpm}/fpm/pool.d/www.conf
+if [ -f "$pool" ]; then
+	sed -i 's/^user = www-data$/user = phpapp/; s/^group = www-data$/group = phpapp/' "$pool"
+fi
 a2enmod -q ssl proxy_fcgi setenvif >/dev/null
 a2enconf -q "$fpm" >/dev/null
 case $HTTPS_LISTEN in *:*) vhost=$HTTPS_LISTEN ;; *) vhost="*:$HTTPS_LISTEN" ;; esac
 [ "$HTTPS_LISTEN" = 443 ] && vhost=''
 R_HTTPS_LISTEN=$vhost R_CA_DIR=$SSL_DIR R_CA_DB_DIR=$CA_DIR R_CA_CONF=$CA_CONF R_AUTH_DIR=$AUTH_DIR \
 	render "$repo/apache/ssl-clientauth.conf" /etc/apache2/sites-available/getacert-ssl.conf
-cp "$repo/apache/getacert.conf" /etc/apache2/conf-available/getacert.conf
+R_CA_DIR=$SSL_DIR render "$repo/apache/getacert.conf" /etc/apache2/conf-available/getacert.conf
 a2enconf -q getacert >/dev/null
 a2dissite -q default-ssl >/dev/null 2>&1 || true     # the article enabled it; ours replaces it
 a2ensite -q getacert-ssl >/dev/null
@@ -206,7 +226,7 @@ if has_systemd; then
 	systemctl daemon-reload
 	systemctl enable --now getacert.socket
 	systemctl try-restart getacert.service
-	systemctl enable --now "$fpm"
+	systemctl enable "$fpm" && systemctl restart "$fpm"
 	systemctl enable apache2
 	systemctl reload-or-restart apache2
 else
@@ -223,7 +243,7 @@ else
 	rm -f "$SOCK"
 	spawn-fcgi -s "$SOCK" -M 0660 -U getacert -G www-data -u getacert -g getacert \
 		-P /run/getacert/getacert.pid -- /usr/local/bin/getacert --config "$CA_CONF" serve
-	service "$fpm" status >/dev/null 2>&1 || service "$fpm" start
+	service "$fpm" restart
 	apache2ctl graceful
 fi
 

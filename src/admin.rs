@@ -19,8 +19,9 @@ use openssl::x509::{X509, X509NameBuilder};
 use crate::app::{App, now};
 use crate::ca::index::{self, Status};
 use crate::ca::sign::Ca;
-use crate::ca::store::Store;
+use crate::ca::store::{Locked, Store};
 use crate::config::{Config, GETACERT_KEYS};
+use crate::enroll::username::comparison_key;
 
 /// What `init` makes.
 pub struct InitOptions {
@@ -136,18 +137,25 @@ pub fn ca_conf(dir: &Path) -> String {
          commonName             = supplied\n\
          emailAddress           = optional\n\
          \n\
+         # A client certificate only signs (its TLS CertificateVerify): digitalSignature,\n\
+         # right for RSA, EC and Ed25519 keys alike (keyEncipherment is not allowed on EC\n\
+         # and Ed25519 keys). getacert adds the email as a subjectAltName itself; for\n\
+         # `openssl ca` by hand with an email, add `subjectAltName = email:copy`.\n\
          [ getacert_client ]\n\
          basicConstraints       = critical, CA:FALSE\n\
-         keyUsage               = critical, digitalSignature, keyEncipherment\n\
+         keyUsage               = critical, digitalSignature\n\
          extendedKeyUsage       = clientAuth\n\
          subjectKeyIdentifier   = hash\n\
          authorityKeyIdentifier = keyid\n\
          \n\
          [ getacert ]\n\
-         # Every setting at its default. A line you uncomment is one you changed.\n",
+         # Set by init: the daemon answers only requests that carry this file's content\n\
+         # (the web server includes front-secret.nginx / front-secret.apache, root-only).\n\
+         front_secret_file = {dir}/front-secret\n\
+         # Every other setting at its default. A line you uncomment is one you changed.\n",
         dir = dir.display()
     );
-    for (key, default, comment) in GETACERT_KEYS {
+    for (key, default, comment) in GETACERT_KEYS.iter().filter(|(k, _, _)| *k != "front_secret_file") {
         s.push_str(&template_line(key, default, comment));
     }
     s
@@ -228,17 +236,24 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<(), String> {
             }
             written?;
         }
-        for name in ["crl.pem", "index.txt.lock"] {
+        for name in [
+            "front-secret",
+            "front-secret.nginx",
+            "front-secret.apache",
+            "crl.pem",
+            "index.txt.lock",
+        ] {
             if !dir.join(name).exists() {
                 created.push(dir.join(name));
             }
         }
+        write_front_secret(&dir)?;
         // An empty CRL from the start, so ssl_crl / SSLCARevocationFile can point at it
         // before the first revocation.
         let app = Config::load(&dir.join("ca.conf"))
             .map_err(|e| e.to_string())
             .and_then(|c| App::new(c).map_err(|e| e.to_string()))?;
-        crl(&app).map(|_| ())
+        crl(&app, true).map(|_| ())
     };
     if let Err(e) = made() {
         for path in created {
@@ -248,9 +263,39 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<(), String> {
     }
     println!("Made a CA in {}:", dir.display());
     println!("  rootCA.key (0600: only this user may read it), rootCA.pem, ca-bundle.crt,");
-    println!("  index.txt, index.txt.attr, serial, crlnumber, crl.pem (empty), newcerts/, ca.conf");
+    println!("  index.txt, index.txt.attr, serial, crlnumber, crl.pem (empty), newcerts/, ca.conf,");
+    println!("  front-secret, front-secret.nginx, front-secret.apache (0600: the web server's proof;");
+    println!("  nginx/getacert.conf and apache/getacert.conf include them)");
     println!("Next: getacert --config {} check", dir.join("ca.conf").display());
     Ok(())
+}
+
+/// The front secret (64 hex digits from 32 random bytes) and the two web-server
+/// snippets that send it, all 0600: read by getacert and by the web server's master
+/// process (root), never by its workers or by PHP.
+fn write_front_secret(dir: &Path) -> Result<(), String> {
+    let mut raw = [0u8; 32];
+    openssl::rand::rand_bytes(&mut raw).map_err(|e| format!("random front secret: {e}"))?;
+    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    write_new(&dir.join("front-secret"), format!("{hex}\n").as_bytes(), 0o600)?;
+    write_new(
+        &dir.join("front-secret.nginx"),
+        format!(
+            "# Included by nginx/getacert.conf in the getacert location only: never in a PHP one.\n\
+             fastcgi_param GETACERT_FRONT_SECRET \"{hex}\";\n"
+        )
+        .as_bytes(),
+        0o600,
+    )?;
+    write_new(
+        &dir.join("front-secret.apache"),
+        format!(
+            "# Included by apache/getacert.conf inside <Location \"/getacert.php\"> only.\n\
+             SetEnv GETACERT_FRONT_SECRET \"{hex}\"\n"
+        )
+        .as_bytes(),
+        0o600,
+    )
 }
 
 /// What `check` found: problems (the deployment is not sound: exit 1) and warnings
@@ -293,6 +338,9 @@ pub fn check(config_path: &Path) -> Report {
                     p.certificate.display()
                 ));
             }
+            if let Some(w) = ca_profile_warning(&ca.cert, &p.private_key, &p.certificate) {
+                warnings.push(w);
+            }
         }
         Err(e) => problems.push(e.to_string()),
     }
@@ -308,6 +356,27 @@ pub fn check(config_path: &Path) -> Report {
              (set copy_extensions = none to silence this)",
             config.file.display()
         ));
+    }
+    match &config.front_secret_file {
+        None => warnings.push(format!(
+            "{}: front_secret_file is not set: the daemon takes whatever reaches its socket for the \
+             web server (a PHP script can claim any client certificate); see docs/deployment.md",
+            config.file.display()
+        )),
+        Some(f) => match fs::metadata(f) {
+            Ok(m) if m.mode() & 0o077 != 0 => problems.push(format!(
+                "{} is readable by group or others (mode {:04o}): run `chmod 600 {}`",
+                f.display(),
+                m.mode() & 0o7777,
+                f.display()
+            )),
+            Ok(_) => {}
+            Err(e) => problems.push(format!(
+                "front_secret_file {}: {e} (write one: openssl rand -hex 32 > {})",
+                f.display(),
+                f.display()
+            )),
+        },
     }
     if config.unique_subject {
         warnings.push(format!(
@@ -420,12 +489,16 @@ fn web_server_ownership(config: &Config, problems: &mut Vec<String>, warnings: &
         };
         if cgi_mode {
             warnings.push(format!(
-                "{} {how} {name}, the web server's user: so it is under mod_fcgid or mod_cgi,                  where getacert runs as {name}, but then every script the web server runs can                  read or change the CA; the socket mode keeps them out (docs/deployment.md)",
+                "{} {how} {name}, the web server's user: so it is under mod_fcgid or mod_cgi, \
+                 where getacert runs as {name}, but then every script the web server runs can \
+                 read or change the CA; the socket mode keeps them out (docs/deployment.md)",
                 path.display()
             ));
         } else {
             problems.push(format!(
-                "{} {how} {name}, the web server's user, so any script the web server runs can                  read or change the CA: give the CA to the daemon's user                  (chown -R getacert:getacert {}; chmod 0700 {})",
+                "{} {how} {name}, the web server's user, so any script the web server runs can \
+                 read or change the CA: give the CA to the daemon's user \
+                 (chown -R getacert:getacert {}; chmod 0700 {})",
                 path.display(),
                 db_dir.display(),
                 db_dir.display()
@@ -467,7 +540,10 @@ fn restore_gaps(config: &Config, indexed: &std::collections::HashSet<String>) ->
     if !missing.is_empty() {
         let shown: Vec<&str> = missing.iter().take(5).map(String::as_str).collect();
         out.push(format!(
-            "{} certificate(s) in {} are not in {} ({}{}): enrollments interrupted before their              index line (never delivered), or index.txt restored from a backup older than              newcerts/ (then they were issued and may be in use). Revoke each, which is harmless              if it was never delivered: flock {} openssl ca -config {} -revoke {}/SERIAL.pem",
+            "{} certificate(s) in {} are not in {} ({}{}): enrollments interrupted before their \
+             index line (never delivered), or index.txt restored from a backup older than \
+             newcerts/ (then they were issued and may be in use). Revoke each, which is harmless \
+             if it was never delivered: flock {} openssl ca -config {} -revoke {}/SERIAL.pem",
             missing.len(),
             p.new_certs_dir.display(),
             p.database.display(),
@@ -486,7 +562,10 @@ fn restore_gaps(config: &Config, indexed: &std::collections::HashSet<String>) ->
         && index::serial_cmp(&next, h).is_le()
     {
         out.push(format!(
-            "{}: the next serial {next} is not above the highest certificate in {} ({h}): the              serial file was restored from an older copy. getacert skips used serials but              `openssl ca` does not, and serials issued after that copy may be handed out again:              write `{}` into {}, or better set `rand_serial = yes` in [ {} ]",
+            "{}: the next serial {next} is not above the highest certificate in {} ({h}): the \
+             serial file was restored from an older copy. getacert skips used serials but \
+             `openssl ca` does not, and serials issued after that copy may be handed out again: \
+             write `{}` into {}, or better set `rand_serial = yes` in [ {} ]",
             p.serial.display(),
             p.new_certs_dir.display(),
             index::serial_next(h),
@@ -495,6 +574,38 @@ fn restore_gaps(config: &Config, indexed: &std::collections::HashSet<String>) ->
         ));
     }
     out
+}
+
+/// A CA certificate without keyUsage (keyCertSign) or without basicConstraints CA:TRUE —
+/// what the article's `openssl req -x509` makes with a config that adds no keyUsage —
+/// works with default verifiers, but `openssl verify -x509_strict` (and other strict
+/// verifiers) reject every certificate it issues. The fix is a new certificate for the
+/// same key and subject, which keeps every issued certificate valid.
+fn ca_profile_warning(cert: &openssl::x509::X509Ref, key: &Path, path: &Path) -> Option<String> {
+    let text = String::from_utf8_lossy(&cert.to_text().ok()?).into_owned();
+    let has_ku = text.contains("X509v3 Key Usage") && text.contains("Certificate Sign");
+    let has_bc = text.contains("CA:TRUE");
+    if has_ku && has_bc {
+        return None;
+    }
+    let missing = match (has_ku, has_bc) {
+        (false, false) => "has no keyUsage (keyCertSign) and no basicConstraints CA:TRUE",
+        (false, true) => "has no keyUsage (keyCertSign)",
+        _ => "has no basicConstraints CA:TRUE",
+    };
+    let subject = crate::ffi::openssl::name_oneline(cert.subject_name());
+    Some(format!(
+        "{}: the CA certificate {missing} (as the article's `openssl req -x509` makes it): \
+         `openssl verify -x509_strict` and other strict verifiers reject every certificate it \
+         issues. Make a new CA certificate for the same key and subject (certificates already \
+         issued stay valid), then copy it to the web server's CA file and reload it: \
+         `openssl req -x509 -new -key {} -subj '{subject}' -days 7300 \
+         -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+         -out {}`",
+        path.display(),
+        key.display(),
+        path.display()
+    ))
 }
 
 pub fn list(config: &Config) -> Result<(), String> {
@@ -558,28 +669,102 @@ pub fn revoke(app: &App, target: &RevokeTarget, reason: Option<&str>) -> Result<
     };
     let t = now();
     let mut locked = app.store.lock().map_err(|e| e.to_string())?;
-    let revoked = crate::ca::crl::revoke(&mut locked, reason, t, |r| match (target, &serial) {
-        (RevokeTarget::Serial(_), Some(s)) => &r.serial == s,
-        (RevokeTarget::User(u), _) => r
-            .common_name()
-            .is_some_and(|cn| cn.eq_ignore_ascii_case(&index::oneline_escape(u))),
-        _ => false,
-    })
-    .map_err(|e| e.to_string())?;
+    let revoked = match (target, &serial) {
+        (RevokeTarget::Serial(_), Some(s)) => revoke_locked(app, &mut locked, reason, t, |r| &r.serial == s),
+        (RevokeTarget::User(u), _) => revoke_user_locked(app, &mut locked, u, reason, t),
+        _ => Ok(Vec::new()),
+    }?;
+    Ok(revoked)
+}
+
+/// Revokes the valid certificates `select` picks, regenerates the CRL and logs each,
+/// under a lock the caller holds (so it can do more under the same take).
+fn revoke_locked(
+    app: &App,
+    locked: &mut Locked<'_>,
+    reason: Option<&'static str>,
+    t: i64,
+    select: impl FnMut(&index::Record) -> bool,
+) -> Result<Vec<String>, String> {
+    let revoked = crate::ca::crl::revoke(locked, reason, t, select).map_err(|e| e.to_string())?;
     if !revoked.is_empty() {
-        app.refresh_crl(&mut locked, t);
+        app.refresh_crl(locked, t);
     }
-    drop(locked);
     for r in &revoked {
         ::log::info!(target: "audit", "revoked serial={} subject={} by=admin reason={}", r.serial, r.subject, reason.unwrap_or("-"));
     }
     Ok(revoked.into_iter().map(|r| r.serial).collect())
 }
 
-/// `getacert crl`: a fresh CRL (PEM) under the lock.
-pub fn crl(app: &App) -> Result<Vec<u8>, String> {
+/// Every serial of `user` (any status), compared as enrollment compares names.
+fn serials_of(locked: &Locked<'_>, user: &str) -> Result<Vec<String>, String> {
+    Ok(locked
+        .records()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|r| r.common_name().is_some_and(|cn| locked.same_name(cn, user)))
+        .map(|r| r.serial)
+        .collect())
+}
+
+fn revoke_user_locked(
+    app: &App,
+    locked: &mut Locked<'_>,
+    user: &str,
+    reason: Option<&'static str>,
+    t: i64,
+) -> Result<Vec<String>, String> {
+    let serials = serials_of(locked, user)?;
+    revoke_locked(app, locked, reason, t, |r| serials.contains(&r.serial))
+}
+
+/// What `release` did.
+pub struct Released {
+    /// Certificates that were still valid and are now revoked.
+    pub revoked: Vec<String>,
+    /// Every serial of the name, now listed in `getacert.released`.
+    pub released: Vec<String>,
+}
+
+/// `getacert release NAME`: under one lock take, revokes what of NAME is still valid
+/// (cessationOfOperation), voids its codes and lists all its serials as released, so
+/// the name is free for anyone again. The only way a name issued once becomes free.
+pub fn release(app: &App, user: &str) -> Result<Released, String> {
+    let t = now();
     let mut locked = app.store.lock().map_err(|e| e.to_string())?;
-    crate::ca::crl::generate(&mut locked, &app.config, &app.ca, now()).map_err(|e| e.to_string())
+    let released = serials_of(&locked, user)?;
+    let codes = crate::ca::codes::path_beside(&app.config.paths.database);
+    let had_code = crate::ca::codes::has_live(&codes, &comparison_key(user, app.config.allow_non_ascii), t)
+        .map_err(|e| e.to_string())?;
+    if released.is_empty() && !had_code {
+        return Err(format!("{user:?} was never issued here: nothing to release"));
+    }
+    // Still valid: V and not past notAfter (an expired V record stays for updatedb).
+    let revoked = revoke_locked(app, &mut locked, Some("cessationOfOperation"), t, |r| {
+        r.expires_unix() > t && released.contains(&r.serial)
+    })?;
+    crate::ca::codes::void(
+        &locked,
+        &codes,
+        &comparison_key(user, app.config.allow_non_ascii),
+        t,
+    )
+    .map_err(|e| e.to_string())?;
+    locked.release(user, &released, t).map_err(|e| e.to_string())?;
+    drop(locked);
+    ::log::info!(
+        target: "audit",
+        "released user={user} by=admin serials={} revoked={}",
+        released.join(","),
+        revoked.len()
+    );
+    Ok(Released { revoked, released })
+}
+
+/// `getacert crl`: a fresh CRL (PEM) under the lock.
+pub fn crl(app: &App, to_crl_file: bool) -> Result<Vec<u8>, String> {
+    let mut locked = app.store.lock().map_err(|e| e.to_string())?;
+    crate::ca::crl::generate(&mut locked, &app.config, &app.ca, now(), to_crl_file).map_err(|e| e.to_string())
 }
 
 /// `getacert updatedb`: expired `V` records become `E`.
@@ -591,14 +776,16 @@ pub fn updatedb(app: &App) -> Result<Vec<String>, String> {
 
 /// `getacert recovery-code NAME`: a one-time code for a user who lost every device,
 /// optionally after revoking all their certificates.
+/// The revocation and the code happen under one lock take: no enrollment can slip in
+/// between them.
 pub fn recovery_code(app: &App, user: &str, revoke_all: bool) -> Result<(String, Vec<String>), String> {
+    let t = now();
+    let mut locked = app.store.lock().map_err(|e| e.to_string())?;
     let revoked = if revoke_all {
-        revoke(app, &RevokeTarget::User(user.to_string()), Some("keyCompromise"))?
+        revoke_user_locked(app, &mut locked, user, Some("keyCompromise"), t)?
     } else {
         Vec::new()
     };
-    let t = now();
-    let locked = app.store.lock().map_err(|e| e.to_string())?;
     let path = crate::ca::codes::path_beside(&app.config.paths.database);
     let code = app
         .issue_code(&locked, &path, user, crate::ca::codes::CodeKind::Recovery, t)
@@ -611,14 +798,19 @@ pub fn recovery_code(app: &App, user: &str, revoke_all: bool) -> Result<(String,
 mod tests {
     use super::*;
 
-    /// The ca.conf `init` writes lists every `[ getacert ]` key, commented out.
+    /// The ca.conf `init` writes lists every `[ getacert ]` key, commented out, but
+    /// for `front_secret_file`, which it sets (to the secret it makes).
     #[test]
     fn init_ca_conf_lists_every_key() {
         let conf = ca_conf(Path::new("/etc/getacert"));
         let section = conf.split("[ getacert ]").nth(1).expect("a [ getacert ] section");
         for (key, _, _) in GETACERT_KEYS {
+            let want = match *key {
+                "front_secret_file" => "front_secret_file = /etc/getacert/front-secret".to_string(),
+                key => format!("# {key} ="),
+            };
             assert!(
-                section.lines().any(|l| l.starts_with(&format!("# {key} ="))),
+                section.lines().any(|l| l.starts_with(&want)),
                 "init's ca.conf does not list {key}"
             );
         }

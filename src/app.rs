@@ -18,7 +18,8 @@ use crate::config::{ChallengeRule, Config};
 use crate::enroll::form::{Form, FormError};
 use crate::enroll::policy::{self, KeyRefused};
 use crate::enroll::request::{Kind, PublicKeyRequest, RequestError};
-use crate::enroll::username::{Email, Username, UsernameError};
+use crate::enroll::username::{Email, Username, UsernameError, comparison_key};
+use crate::origin::{browser_cookie, cookie_name, is_https, same_origin_host};
 use crate::ratelimit::Limiter;
 use crate::token::{self, Purpose};
 use crate::web::page;
@@ -84,6 +85,36 @@ impl Refusal {
             Refusal::Internal(_) => 500,
         }
     }
+
+    /// The enrollment form's field a refusal is about, sent as `X-Getacert-Field` so the
+    /// page can mark that field and move the focus there.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            Refusal::MissingUsername
+            | Refusal::BadUsername(_)
+            | Refusal::UsernameTaken(_)
+            | Refusal::SubjectTaken => Some("username"),
+            Refusal::BadEmail | Refusal::EmailRequired => Some("email"),
+            Refusal::BadCode => Some("code"),
+            Refusal::MethodNotAllowed
+            | Refusal::BodyTooLarge
+            | Refusal::UnsupportedMediaType(_)
+            | Refusal::BadForm(_)
+            | Refusal::MissingKeyRequest
+            | Refusal::TwoKeyRequests
+            | Refusal::BadKeyRequest(..)
+            | Refusal::KeyRefused(_)
+            | Refusal::BadChallenge
+            | Refusal::BadToken
+            | Refusal::CrossSite
+            | Refusal::RateLimited(_)
+            | Refusal::NotSignedIn
+            | Refusal::NotYourDevice
+            | Refusal::UnknownAction(_)
+            | Refusal::Busy(_)
+            | Refusal::Internal(_) => None,
+        }
+    }
 }
 
 impl fmt::Display for Refusal {
@@ -119,6 +150,10 @@ impl fmt::Display for Refusal {
                         "A username cannot contain {c:?}. Use letters, digits, '.', '_' and '-'."
                     )
                 }
+                UsernameError::MixedScript => write!(
+                    f,
+                    "A username must be written in one script: it mixes letters of different alphabets."
+                ),
                 UsernameError::NonAscii => write!(
                     f,
                     "A username may only use the letters A-Z and a-z, digits, '.', '_' and '-'."
@@ -216,12 +251,17 @@ pub struct App {
     secret: Vec<u8>,
     address_limiter: Limiter,
     user_limiter: Limiter,
+    /// The OCSP endpoint (`crate::responder`): no lock, no rate limit.
+    ocsp: crate::responder::Endpoint,
+    /// What every FastCGI request must carry as `GETACERT_FRONT_SECRET` (the daemon
+    /// with `front_secret_file`; `None` under CGI, where there is no socket to reach).
+    front_secret: Option<Vec<u8>>,
 }
 
 /// Why a username may be given this certificate (the audit log says which).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Grant {
-    /// Nobody holds a valid certificate or a live code for it.
+    /// The name was never issued (or was released) and has no live code.
     NewUsername,
     /// The request presents a valid certificate of this username.
     ClientCertificate,
@@ -245,14 +285,8 @@ impl Grant {
 pub struct Identity {
     pub username: String,
     pub serial: String,
-}
-
-/// `host[:port]` or `[v6]:port` without the port.
-fn host_name(authority: &str) -> &str {
-    if let Some(rest) = authority.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest);
-    }
-    authority.split(':').next().unwrap_or(authority)
+    /// The certificate's notAfter (Unix time).
+    pub not_after: i64,
 }
 
 /// The serial and certificate the web server passed, if both are readable.
@@ -262,8 +296,14 @@ fn presented(req: &Request) -> Option<(String, X509)> {
     Some((serial, cert))
 }
 
-fn remote(req: &Request) -> &str {
-    req.param_str("REMOTE_ADDR").unwrap_or("-")
+/// The client address for the log, escaped like every other logged value: whatever
+/// the web server passed, it cannot start a line of its own.
+fn remote(req: &Request) -> std::borrow::Cow<'_, str> {
+    match req.param("REMOTE_ADDR") {
+        None => "-".into(),
+        Some(v) if !v.is_empty() && v.iter().all(|b| b.is_ascii_graphic()) => String::from_utf8_lossy(v),
+        Some(v) => format!("{:?}", String::from_utf8_lossy(v)).into(),
+    }
 }
 
 #[derive(Debug)]
@@ -304,65 +344,142 @@ impl App {
             log::warn!("{}: {note}", config.file.display());
         }
         let store = Store::new(&config);
+        let ocsp = crate::responder::Endpoint::new(&config, &ca).map_err(StartError)?;
         Ok(App {
+            ocsp,
             address_limiter: Limiter::new(config.address_rate),
             user_limiter: Limiter::new(config.username_rate),
             config,
             ca,
             store,
             secret,
+            front_secret: None,
         })
     }
 
     /// For the long-running daemon: reserve serials 32 at a time, so one serial-file
-    /// rewrite serves 32 enrollments (a restart leaves a gap, never a reuse).
-    pub fn daemon(mut self) -> App {
+    /// rewrite serves 32 enrollments (a restart leaves a gap, never a reuse), and read
+    /// the front secret when `front_secret_file` is set.
+    pub fn daemon(mut self) -> Result<App, StartError> {
         self.store.set_serial_block(32);
-        self
+        if let Some(path) = &self.config.front_secret_file {
+            self.front_secret = Some(read_front_secret(path)?);
+        }
+        Ok(self)
     }
 
-    pub fn make_token(&self, purpose: Purpose) -> String {
-        token::make(&self.secret, purpose, now())
+    /// True when the daemon checks a front secret.
+    pub fn has_front_secret(&self) -> bool {
+        self.front_secret.is_some()
     }
 
-    fn token_ok(&self, purpose: Purpose, t: &str) -> bool {
+    /// The request came from the web server: it carries the front secret (when one is
+    /// configured). Compared in constant time; the value is never logged.
+    fn carries_front_secret(&self, req: &Request) -> bool {
+        let Some(want) = &self.front_secret else {
+            return true;
+        };
+        let given = req.param("GETACERT_FRONT_SECRET").unwrap_or(b"");
+        given.len() == want.len() && openssl::memcmp::eq(given, want)
+    }
+
+    /// The SPKAC challenge of a page: signed, expiring, bound to nobody (scripts fetch
+    /// it anonymously and may post it signed in).
+    pub fn make_challenge(&self) -> Result<String, Refusal> {
+        token::make(&self.secret, Purpose::Challenge, "", now())
+            .map_err(|e| Refusal::Internal(format!("SPKAC challenge: {e}")))
+    }
+
+    /// The form token of a signed-in user's page: bound to the certificate presented,
+    /// so only a request presenting that certificate can use it.
+    pub fn account_token(&self, who: &Identity) -> Result<String, Refusal> {
+        token::make(
+            &self.secret,
+            Purpose::Form,
+            &format!("cert:{}", who.serial),
+            now(),
+        )
+        .map_err(|e| Refusal::Internal(format!("form token: {e}")))
+    }
+
+    /// The form token of the anonymous page, bound to a random browser cookie, and
+    /// the `Set-Cookie` value when the browser had none yet. Another site can neither
+    /// read nor set the cookie (`__Host-`, `SameSite=Strict`, `HttpOnly`), so a token
+    /// it fetched for itself is worthless in a victim's browser.
+    pub fn anonymous_token(&self, req: &Request) -> Result<(String, Option<String>), Refusal> {
+        let (cookie, set) = match browser_cookie(req) {
+            Some(c) => (c.to_string(), None),
+            None => {
+                let mut raw = [0u8; 16];
+                openssl::rand::rand_bytes(&mut raw)
+                    .map_err(|e| Refusal::Internal(format!("random cookie: {e}")))?;
+                let value: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+                let header = format!(
+                    "{}={value}; Path=/; {}HttpOnly; SameSite=Strict",
+                    cookie_name(req),
+                    if is_https(req) { "Secure; " } else { "" }
+                );
+                (value, Some(header))
+            }
+        };
+        let t = token::make(&self.secret, Purpose::Form, &format!("anon:{cookie}"), now())
+            .map_err(|e| Refusal::Internal(format!("form token: {e}")))?;
+        Ok((t, set))
+    }
+
+    fn token_ok(&self, purpose: Purpose, binding: &str, t: &str) -> bool {
         token::verify(
             &self.secret,
             purpose,
+            binding,
             t,
             now(),
             self.config.token_lifetime.as_secs() as i64,
         )
     }
 
-    /// A browser on another site must not make this one enroll: with no form token,
-    /// refuse what Fetch Metadata or Origin mark as cross-site. Scripts (curl, openssl)
-    /// send neither and pass.
-    fn check_origin(&self, req: &Request, form: &Form) -> Result<(), Refusal> {
-        if let Some(t) = form.one_of(&["token"]).map_err(Refusal::BadForm)? {
-            return if self.token_ok(Purpose::Form, t) {
-                Ok(())
-            } else {
-                Err(Refusal::BadToken)
-            };
-        }
+    /// A form token is good only for the requester it was made for: the certificate
+    /// presented now, or (anonymous) the browser cookie sent now.
+    fn form_token_ok(&self, req: &Request, who: Option<&Identity>, t: &str) -> bool {
+        let binding = match who {
+            Some(id) => format!("cert:{}", id.serial),
+            None => match browser_cookie(req) {
+                Some(c) => format!("anon:{c}"),
+                None => return false,
+            },
+        };
+        self.token_ok(Purpose::Form, &binding, t)
+    }
+
+    /// Every POST: refuse what Fetch Metadata or Origin mark as coming from another
+    /// site, whatever else the request carries (a form token does not excuse it).
+    /// Scripts (curl, openssl) send neither header and pass.
+    fn check_origin(&self, req: &Request) -> Result<(), Refusal> {
         if matches!(
             req.param_str("HTTP_SEC_FETCH_SITE"),
             Some("cross-site" | "same-site")
         ) {
-            log::info!(target: "audit", "cross-site post: Sec-Fetch-Site {:?}", req.param_str("HTTP_SEC_FETCH_SITE"));
+            log::info!(target: "audit", "cross-site post: Sec-Fetch-Site {:?} remote={}", req.param_str("HTTP_SEC_FETCH_SITE"), remote(req));
             return Err(Refusal::CrossSite);
         }
-        if let (Some(origin), Some(host)) = (req.param_str("HTTP_ORIGIN"), req.param_str("HTTP_HOST")) {
-            // Host names only: Debian's fastcgi_params passes HTTP_HOST as nginx's $host,
-            // which drops the port.
-            let origin_host = host_name(origin.split("://").nth(1).unwrap_or(origin));
-            if origin == "null" || !origin_host.eq_ignore_ascii_case(host_name(host)) {
-                log::info!(target: "audit", "cross-site post: Origin {origin:?}, Host {host:?}");
+        if let Some(origin) = req.param("HTTP_ORIGIN") {
+            let origin = String::from_utf8_lossy(origin);
+            let host = req.param_str("HTTP_HOST").unwrap_or("");
+            if !same_origin_host(&origin, host) {
+                log::info!(target: "audit", "cross-site post: Origin {origin:?}, Host {host:?} remote={}", remote(req));
                 return Err(Refusal::CrossSite);
             }
         }
         Ok(())
+    }
+
+    /// The key rate limits and code guesses are counted under: the client address, an
+    /// IPv6 address cut to its `/ipv6_prefix` network (one host usually has a /64).
+    fn client_key(&self, req: &Request) -> String {
+        crate::ratelimit::client_key(
+            req.param_str("REMOTE_ADDR").unwrap_or("-"),
+            self.config.ipv6_prefix,
+        )
     }
 
     /// Who is asking: the web server verified a client certificate
@@ -400,14 +517,17 @@ impl App {
             log::info!(target: "audit", "client certificate serial={serial} does not match the one on file ({})", remote(req));
             return None;
         }
-        let now_t = openssl::asn1::Asn1Time::from_unix(now() as libc::time_t).ok()?;
-        if on_file.not_after() <= now_t {
+        let epoch = openssl::asn1::Asn1Time::from_unix(0).ok()?;
+        let not_after = epoch.diff(on_file.not_after()).ok()?;
+        let not_after = i64::from(not_after.days) * 86400 + i64::from(not_after.secs);
+        if not_after <= now() {
             return None;
         }
         let cn = on_file.subject_name().entries_by_nid(Nid::COMMONNAME).last()?;
         Some(Identity {
             username: cn.data().to_string().ok()?,
             serial,
+            not_after,
         })
     }
 
@@ -428,25 +548,32 @@ impl App {
         if req.body_too_large {
             return Err(Refusal::BodyTooLarge);
         }
-        self.rate_limit(&format!("addr {}", remote(req)), false)?;
+        self.check_origin(req)?;
+        self.rate_limit(&format!("addr {}", self.client_key(req)), false)?;
         let form =
             Form::parse(req.param_str("CONTENT_TYPE").unwrap_or(""), &req.body).map_err(|e| match e {
                 FormError::UnsupportedType(t) => Refusal::UnsupportedMediaType(t),
                 e => Refusal::BadForm(e),
             })?;
+        let who = self.client_identity(req)?;
+        let token = form.one_of(&["token"]).map_err(Refusal::BadForm)?;
         match form.one_of(&["action"]).map_err(Refusal::BadForm)? {
             None | Some("enroll") => {
-                self.check_origin(req, &form)?;
-                self.enroll(req, &form)
-            }
-            Some(action @ ("revoke" | "add-device-code")) => {
-                // Account actions change what a signed-in user has: a form token is
-                // required, so another site cannot make the browser do them.
-                let token = form.one_of(&["token"]).map_err(Refusal::BadForm)?.unwrap_or("");
-                if !self.token_ok(Purpose::Form, token) {
+                // Optional for scripts; when present, it must be this requester's.
+                if let Some(t) = token
+                    && !self.form_token_ok(req, who.as_ref(), t)
+                {
                     return Err(Refusal::BadToken);
                 }
-                let who = self.client_identity(req)?.ok_or(Refusal::NotSignedIn)?;
+                self.enroll(req, &form, who.as_ref())
+            }
+            Some(action @ ("revoke" | "add-device-code")) => {
+                // Account actions change what a signed-in user has: a form token bound
+                // to the certificate presented is required.
+                let who = who.ok_or(Refusal::NotSignedIn)?;
+                if !self.form_token_ok(req, Some(&who), token.unwrap_or("")) {
+                    return Err(Refusal::BadToken);
+                }
                 if action == "revoke" {
                     self.revoke_device(req, &form, &who)
                 } else {
@@ -465,12 +592,19 @@ impl App {
             .ok_or(Refusal::NotYourDevice)?;
         let t = now();
         let mut locked = self.store.lock()?;
-        let mine = |r: &Record| {
-            r.serial == serial
-                && r.common_name()
-                    .is_some_and(|cn| cn.eq_ignore_ascii_case(&index::oneline_escape(&who.username)))
+        let owner = |r: &Record| {
+            r.common_name()
+                .is_some_and(|cn| locked.same_name(cn, &who.username))
         };
-        let revoked = crl::revoke(&mut locked, Some("cessationOfOperation"), t, mine)?;
+        let mine: Vec<String> = locked
+            .records()?
+            .into_iter()
+            .filter(|r| r.serial == serial && owner(r))
+            .map(|r| r.serial)
+            .collect();
+        let revoked = crl::revoke(&mut locked, Some("cessationOfOperation"), t, |r| {
+            mine.contains(&r.serial)
+        })?;
         if revoked.is_empty() {
             return Err(Refusal::NotYourDevice);
         }
@@ -484,7 +618,7 @@ impl App {
             who.serial,
             remote(req)
         );
-        let notice = format!("The device with certificate {serial} can no longer sign in.");
+        let notice = revoked_notice(&serial, self.config.ocsp_next_update);
         Ok(page::account_page(self, req, who, &devices, Some(&notice), None))
     }
 
@@ -512,7 +646,7 @@ impl App {
             locked,
             path,
             &self.secret,
-            user,
+            &comparison_key(user, self.config.allow_non_ascii),
             kind,
             t,
             self.config.code_lifetime,
@@ -526,7 +660,7 @@ impl App {
         if self.config.paths.crl_file.is_none() {
             return;
         }
-        if let Err(e) = crl::generate(locked, &self.config, &self.ca, t) {
+        if let Err(e) = crl::generate(locked, &self.config, &self.ca, t, true) {
             log::error!("the CRL was not regenerated after a revocation: {e}");
         }
     }
@@ -537,17 +671,16 @@ impl App {
         locked: &crate::ca::store::Locked<'_>,
         username: &str,
     ) -> Result<Vec<Record>, Refusal> {
-        let want = index::oneline_escape(username);
         let mut mine: Vec<Record> = locked
             .records()?
             .into_iter()
-            .filter(|r| r.common_name().is_some_and(|cn| cn.eq_ignore_ascii_case(&want)))
+            .filter(|r| r.common_name().is_some_and(|cn| locked.same_name(cn, username)))
             .collect();
         mine.reverse();
         Ok(mine)
     }
 
-    fn enroll(&self, req: &Request, form: &Form) -> Result<Response, Refusal> {
+    fn enroll(&self, req: &Request, form: &Form, identity: Option<&Identity>) -> Result<Response, Refusal> {
         let cfg = &self.config;
         let raw_user = form
             .one_of(&["username"])
@@ -587,7 +720,7 @@ impl App {
         };
         if request.kind == Kind::Spkac && cfg.challenge == ChallengeRule::Signed {
             let challenge = request.challenge.as_deref().unwrap_or("");
-            if !self.token_ok(Purpose::Challenge, challenge) {
+            if !self.token_ok(Purpose::Challenge, "", challenge) {
                 return Err(Refusal::BadChallenge);
             }
         }
@@ -597,42 +730,53 @@ impl App {
                 SubjectError::EmailRequired => Refusal::EmailRequired,
                 SubjectError::Config(m) => Refusal::Internal(m),
             })?;
-        self.rate_limit(&format!("user {}", username.as_str().to_ascii_lowercase()), true)?;
-        let identity = self.client_identity(req)?;
-        let proven = identity
-            .as_ref()
-            .filter(|id| id.username.eq_ignore_ascii_case(username.as_str()));
+        let name_key = comparison_key(username.as_str(), cfg.allow_non_ascii);
+        let proven = identity.filter(|id| comparison_key(&id.username, cfg.allow_non_ascii) == name_key);
+        let client = self.client_key(req);
 
         let t = now();
         let mut locked = self.store.lock()?;
-        let mut how = if proven.is_some() {
-            Grant::ClientCertificate
-        } else {
-            Grant::NewUsername
-        };
         let codes_path = codes::path_beside(&cfg.paths.database);
-        if proven.is_none()
-            && (locked.username_taken(username.as_str(), t)
-                || codes::has_live(&codes_path, username.as_str(), t)?)
-        {
-            let Some(code) = code else {
-                return Err(Refusal::UsernameTaken(username.as_str().to_string()));
-            };
-            let path = codes_path;
-            match codes::redeem(&locked, &path, &self.secret, username.as_str(), code, t)? {
-                Redeemed::Accepted(CodeKind::AddDevice) => how = Grant::AddDeviceCode,
-                Redeemed::Accepted(CodeKind::Recovery) => how = Grant::RecoveryCode,
-                Redeemed::Wrong | Redeemed::NoCode => {
-                    log::warn!(
-                        target: "audit",
-                        "wrong or expired code for user={} remote={}",
-                        username.as_str(),
-                        remote(req)
-                    );
-                    return Err(Refusal::BadCode);
+        let how = match proven {
+            // The owner's own devices are limited apart from anonymous traffic for the name.
+            Some(_) => {
+                self.rate_limit(&format!("owner {name_key}"), true)?;
+                Grant::ClientCertificate
+            }
+            None if locked.username_known(username.as_str())
+                || codes::has_live(&codes_path, &name_key, t)? =>
+            {
+                // A name that was ever issued belongs to its account: only a code opens
+                // it to an anonymous request. Refusing costs nobody's limit.
+                let Some(code) = code else {
+                    return Err(Refusal::UsernameTaken(username.as_str().to_string()));
+                };
+                if let Some(wait) = codes::backoff(&codes_path, &name_key, &client, t)? {
+                    return Err(Refusal::RateLimited(wait));
+                }
+                self.rate_limit(&format!("user {name_key}"), true)?;
+                let result = codes::redeem(&locked, &codes_path, &self.secret, &name_key, code, t)?;
+                let right = matches!(result, Redeemed::Accepted(_));
+                codes::record_guess(&locked, &codes_path, &name_key, &client, right, t)?;
+                match result {
+                    Redeemed::Accepted(CodeKind::AddDevice) => Grant::AddDeviceCode,
+                    Redeemed::Accepted(CodeKind::Recovery) => Grant::RecoveryCode,
+                    Redeemed::Wrong | Redeemed::NoCode => {
+                        log::warn!(
+                            target: "audit",
+                            "wrong or expired code for user={} remote={}",
+                            username.as_str(),
+                            remote(req)
+                        );
+                        return Err(Refusal::BadCode);
+                    }
                 }
             }
-        }
+            None => {
+                self.rate_limit(&format!("user {name_key}"), true)?;
+                Grant::NewUsername
+            }
+        };
         let subject_line = crate::ffi::openssl::name_oneline(&subject);
         if locked.subject_taken(&subject_line, t) {
             return Err(Refusal::SubjectTaken);
@@ -657,16 +801,15 @@ impl App {
             .map_err(|e| Refusal::Internal(e.to_string()))?;
         let cert_file = self.store.write_cert(&serial, &pem)?;
         let mut locked = self.store.lock()?;
-        let lost = if how == Grant::NewUsername && locked.username_taken(username.as_str(), t) {
-            Some(Refusal::UsernameTaken(username.as_str().to_string()))
-        } else if locked.subject_taken(&subject_line, t) {
-            Some(Refusal::SubjectTaken)
-        } else {
-            None
+        let lost = self.grant_lost(&locked, how, &username, &name_key, proven, &subject_line, now());
+        let lost = match lost {
+            Ok(lost) => lost,
+            Err(e) => Some(e),
         };
         if let Some(refusal) = lost {
-            // Another request won the name while this one signed: its file goes, its
-            // serial stays used.
+            // The grant did not hold until now (another request won the name, the
+            // presented certificate was revoked meanwhile): the file goes, the serial
+            // stays used.
             let _ = std::fs::remove_file(&cert_file);
             return Err(refusal);
         }
@@ -720,6 +863,40 @@ impl App {
         ))
     }
 
+    /// At commit, under the lock: does the grant decided before signing still hold?
+    /// A new name must still be unknown and without a live code; a signed-in owner's
+    /// certificate must still be valid (not revoked, not expired while this one signed).
+    #[allow(clippy::too_many_arguments)]
+    fn grant_lost(
+        &self,
+        locked: &crate::ca::store::Locked<'_>,
+        how: Grant,
+        username: &Username,
+        name_key: &str,
+        proven: Option<&Identity>,
+        subject_line: &str,
+        t: i64,
+    ) -> Result<Option<Refusal>, Refusal> {
+        let codes_path = codes::path_beside(&self.config.paths.database);
+        let lost = match how {
+            Grant::NewUsername => (locked.username_known(username.as_str())
+                || codes::has_live(&codes_path, name_key, t)?)
+            .then(|| Refusal::UsernameTaken(username.as_str().to_string())),
+            Grant::ClientCertificate => proven
+                .filter(|id| locked.is_revoked(&id.serial) || id.not_after <= t)
+                .map(|id| {
+                    log::warn!(target: "audit", "certificate serial={} was revoked or expired while a renewal signed", id.serial);
+                    Refusal::NotSignedIn
+                }),
+            Grant::AddDeviceCode | Grant::RecoveryCode => None,
+        };
+        Ok(lost.or_else(|| {
+            locked
+                .subject_taken(subject_line, t)
+                .then_some(Refusal::SubjectTaken)
+        }))
+    }
+
     fn refuse(&self, req: &Request, r: &Refusal) -> Response {
         let status = r.status();
         let remote = remote(req);
@@ -756,8 +933,22 @@ impl App {
         if status == 405 {
             resp = resp.with_header("Allow", "GET, HEAD, POST");
         }
+        if let Some(field) = r.field() {
+            resp = resp.with_header("X-Getacert-Field", field);
+        }
         resp
     }
+}
+
+/// What the account page says after a revocation: getacert refuses the certificate at
+/// once; the web server (the shipped OCSP settings) refuses new connections with it
+/// once its cached OCSP answer is older than `ocsp_next_update`.
+pub fn revoked_notice(serial: &str, next_update: u32) -> String {
+    format!(
+        "The device with certificate {serial} can no longer sign in: this page no longer accepts \
+         it, and the web server refuses its new connections within {next_update} seconds. A page \
+         it already has open may keep working until its connection closes."
+    )
 }
 
 /// The client certificate as nginx (`$ssl_client_escaped_cert`, URL-encoded;
@@ -779,6 +970,20 @@ fn client_cert_pem(value: &str) -> Vec<u8> {
         .into_bytes()
 }
 
+/// The front secret file's content without its final newline: at least 32 characters,
+/// printable ASCII (it is written into the web server's configuration).
+fn read_front_secret(path: &std::path::Path) -> Result<Vec<u8>, StartError> {
+    let err = |m: String| StartError(format!("front_secret_file {}: {m}", path.display()));
+    let text = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    let secret = text.trim_ascii_end().to_vec();
+    if secret.len() < 32 || !secret.iter().all(|b| b.is_ascii_graphic()) {
+        return Err(err(
+            "must hold at least 32 printable characters (getacert init writes 64 hex digits)".into(),
+        ));
+    }
+    Ok(secret)
+}
+
 impl Handler for App {
     fn handle(&self, req: &Request) -> Response {
         // Absent means GET (a bare FastCGI test client); present but not text is refused.
@@ -786,6 +991,30 @@ impl Handler for App {
             None => "GET",
             Some(m) => std::str::from_utf8(m).unwrap_or("?"),
         };
+        // OCSP first, without the front secret: it is a read of public status (each
+        // answer signed, nothing changed, no identity believed), asked by the web
+        // server's own OCSP client through a loopback server that passes no secret.
+        if let Some(route) = crate::responder::route(req, method) {
+            let mut resp = self.ocsp.handle(req, &route, now());
+            if method == "HEAD" {
+                resp.body.clear();
+            }
+            return resp;
+        }
+        if !self.carries_front_secret(req) {
+            log::warn!(
+                target: "audit",
+                "refused status=403 remote={} reason=the FastCGI request does not carry the front secret ({})",
+                remote(req),
+                if req.param("GETACERT_FRONT_SECRET").is_some() { "wrong value" } else { "absent" }
+            );
+            return Response::new(
+                403,
+                "text/plain; charset=utf-8",
+                b"This service answers only its web server.\n".to_vec(),
+            )
+            .with_header("Cache-Control", "no-store");
+        }
         let result = match method {
             "GET" | "HEAD" => Ok(page::serve_get(self, req)),
             "POST" => self.post(req),

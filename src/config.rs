@@ -21,6 +21,9 @@ pub const DEFAULT_PATH: &str = "/etc/getacert/ca.conf";
 
 pub const DEFAULT_USERNAME_RULE: &str = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$";
 
+/// The default rule with `allow_non_ascii = yes`: letters and digits of any script.
+pub const DEFAULT_UNICODE_USERNAME_RULE: &str = r"^[\p{L}\p{N}][\p{L}\p{M}\p{N}._-]{0,63}$";
+
 /// A configuration error: which file, which key, what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -121,6 +124,9 @@ pub struct Config {
     pub unique_subject: bool,
     pub rand_serial: bool,
     pub x509_extensions: Option<String>,
+    /// The `x509_extensions` section sets subjectAltName itself (getacert then adds no
+    /// email SAN of its own).
+    pub x509_extensions_san: bool,
     pub copy_extensions: CopyExtensions,
     pub subject: SubjectParts,
     pub username_rule: Regex,
@@ -137,12 +143,21 @@ pub struct Config {
     pub workers: usize,
     pub lock_timeout: Duration,
     pub auth_url: String,
+    /// The name in the page's header and title; `None`: the CA certificate's common name.
+    pub site_name: Option<String>,
     /// Enrollments and account actions per client address.
     pub address_rate: Option<crate::ratelimit::Rate>,
     /// Enrollments and code attempts per username.
     pub username_rate: Option<crate::ratelimit::Rate>,
     /// Seconds an add-device or recovery code stays valid.
     pub code_lifetime: i64,
+    /// Seconds from an OCSP answer's thisUpdate to its nextUpdate.
+    pub ocsp_next_update: u32,
+    /// IPv6 clients are counted by their network of this many bits (64).
+    pub ipv6_prefix: u8,
+    /// The file holding the secret every FastCGI request must carry as
+    /// `GETACERT_FRONT_SECRET` (the daemon only; not read under CGI).
+    pub front_secret_file: Option<PathBuf>,
     /// The CA certificate, read once here (subject defaults) and used to sign.
     pub ca_cert: openssl::x509::X509,
     /// The parsed file, kept for `x509_extensions` (applied by OpenSSL itself).
@@ -182,12 +197,12 @@ pub const GETACERT_KEYS: &[(&str, &str, &str)] = &[
     (
         "username_rule",
         DEFAULT_USERNAME_RULE,
-        "regular expression a username must match (in ca.conf write \\$ for $ and \\\\ for a backslash)",
+        "regular expression a username must match (in ca.conf write \\$ for $ and \\\\ for a backslash; with allow_non_ascii = yes the default admits letters of any script)",
     ),
     (
         "allow_non_ascii",
         "no",
-        "yes lets the username rule admit non-ASCII letters",
+        "yes admits non-ASCII names: NFC, compared case-folded, one script, no look-alike of a known name",
     ),
     ("require_email", "no", "yes makes the email field mandatory"),
     ("key_types", "rsa ec ed25519", "public key algorithms accepted"),
@@ -233,9 +248,19 @@ pub const GETACERT_KEYS: &[(&str, &str, &str)] = &[
         "where `getacert crl` and revocations write the CRL (PEM)",
     ),
     (
+        "ocsp_next_update",
+        "60",
+        "seconds an OCSP answer is valid (thisUpdate to nextUpdate): how long a revoked certificate may still sign in through a cached answer",
+    ),
+    (
         "auth_url",
         "/auth/",
         "the \"test my certificate\" link on the enrollment page",
+    ),
+    (
+        "site_name",
+        "(the CA certificate's common name)",
+        "the name in the enrollment page's header and title",
     ),
     (
         "address_rate",
@@ -251,6 +276,16 @@ pub const GETACERT_KEYS: &[(&str, &str, &str)] = &[
         "code_lifetime",
         "900",
         "seconds an add-device or recovery code stays valid",
+    ),
+    (
+        "ipv6_prefix",
+        "64",
+        "IPv6 clients are rate-limited by their network of this many bits",
+    ),
+    (
+        "front_secret_file",
+        "(none; `getacert init` sets DIR/front-secret)",
+        "the daemon answers only FastCGI requests carrying this file's content as GETACERT_FRONT_SECRET",
     ),
 ];
 
@@ -587,6 +622,14 @@ impl Config {
             ));
         }
 
+        let x509_extensions_san = x509_extensions.as_ref().is_some_and(|sec| {
+            nconf_section(&conf, sec).is_some_and(|items| {
+                items
+                    .iter()
+                    .any(|(k, _)| k.eq_ignore_ascii_case("subjectAltName"))
+            })
+        });
+
         if let Some(n) = line_of(file, "getacert", "username_rule")
             && let Some(line) = std::fs::read_to_string(file)
                 .ok()
@@ -601,7 +644,15 @@ impl Config {
                 ),
             ));
         }
-        let rule_text = get_ga("username_rule").unwrap_or_else(|| DEFAULT_USERNAME_RULE.into());
+        let allow_non_ascii = ga.yes_no("allow_non_ascii", false)?;
+        let rule_text = get_ga("username_rule").unwrap_or_else(|| {
+            if allow_non_ascii {
+                DEFAULT_UNICODE_USERNAME_RULE
+            } else {
+                DEFAULT_USERNAME_RULE
+            }
+            .into()
+        });
         let username_rule = Regex::new(&rule_text)
             .map_err(|e| ga.err("username_rule", format!("not a regular expression: {e}")))?;
 
@@ -670,12 +721,37 @@ impl Config {
         };
         let address_rate = rate("address_rate", "20/60")?;
         let username_rate = rate("username_rate", "5/60")?;
+        let site_name = match get_ga("site_name").map(|v| v.trim().to_string()) {
+            None => None,
+            Some(v) if v.is_empty() => None,
+            Some(v) if v.chars().count() > 100 || v.chars().any(char::is_control) => {
+                return Err(ga.err(
+                    "site_name",
+                    "must be at most 100 characters, without control characters",
+                ));
+            }
+            Some(v) => Some(v),
+        };
         let code_lifetime = ga.number("code_lifetime", 900i64)?;
         if !(60..=7 * 86400).contains(&code_lifetime) {
             return Err(ga.err("code_lifetime", "must be between 60 and 604800 seconds"));
         }
 
+        let ocsp_next_update = ga.number("ocsp_next_update", 60u32)?;
+        if !(1..=7 * 86400).contains(&ocsp_next_update) {
+            return Err(ga.err("ocsp_next_update", "must be between 1 and 604800 seconds"));
+        }
+        let ipv6_prefix = ga.number("ipv6_prefix", 64u8)?;
+        if !(16..=128).contains(&ipv6_prefix) {
+            return Err(ga.err("ipv6_prefix", "must be between 16 and 128"));
+        }
+        let front_secret_file = get_ga("front_secret_file")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
+
         Ok(Config {
+            ipv6_prefix,
+            front_secret_file,
             file: file.to_path_buf(),
             ca_section,
             paths,
@@ -690,10 +766,11 @@ impl Config {
             unique_subject,
             rand_serial: ca.yes_no("rand_serial", false)?,
             x509_extensions,
+            x509_extensions_san,
             copy_extensions,
             subject,
             username_rule,
-            allow_non_ascii: ga.yes_no("allow_non_ascii", false)?,
+            allow_non_ascii,
             require_email: ga.yes_no("require_email", false)?,
             keys,
             challenge,
@@ -706,9 +783,11 @@ impl Config {
             workers,
             lock_timeout: Duration::from_secs(ga.number("lock_timeout", 10u64)?),
             auth_url: get_ga("auth_url").unwrap_or_else(|| "/auth/".into()),
+            site_name,
             address_rate,
             username_rate,
             code_lifetime,
+            ocsp_next_update,
             ca_cert,
             conf,
         })

@@ -18,7 +18,10 @@ pub mod enroll;
 #[allow(unsafe_code)]
 mod ffi;
 pub mod log;
+pub mod origin;
 pub mod owner;
 pub mod ratelimit;
+pub mod responder;
 pub mod token;
 pub mod web;
+pub mod webcheck;

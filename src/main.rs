@@ -24,12 +24,13 @@ use getacert::web::{cgi, server};
         under a web server that sets GATEWAY_INTERFACE). It reads the same ca.conf as \
         `openssl ca` and keeps the same index.txt, serial and newcerts/ files, so \
         `openssl ca -revoke` and `-gencrl` keep working.\n\n\
-        Accounts: a username belongs to whoever holds a valid certificate for it; \
-        anyone else asking for it gets 409. A signed-in user (the web server verified a \
+        Accounts: a username, once issued, belongs to its account until an admin runs \
+        `release`; anyone else asking for it gets 409, even after its certificates were \
+        revoked or expired. A signed-in user (the web server verified a \
         certificate this CA issued, not revoked) sees their devices at the enrollment \
         URL, can revoke them, and can get a one-time add-device code to enroll another \
         device under the same name. An admin can issue a recovery code for a user who \
-        lost every device (`recovery-code`).\n\n\
+        lost every device or let every certificate expire (`recovery-code`).\n\n\
         Start with `getacert init /etc/getacert` to make a CA, then `getacert --config \
         /etc/getacert/ca.conf check`."
 )]
@@ -81,14 +82,24 @@ enum Command {
         #[arg(long)]
         log_stderr: bool,
     },
-    /// Check the configuration, file permissions, CA key and database; print every
-    /// problem with its fix. Exit status 0 only when everything is sound.
-    Check,
+    /// Check the configuration, file permissions, CA key and certificate, database and
+    /// the web server's revocation settings; print every problem and warning with its
+    /// fix. Exit status 1 when there is a problem; "sound" only with no warning either.
+    Check {
+        /// A web server configuration file to read for its CRL and OCSP settings
+        /// (repeatable); by default Debian's nginx and Apache files (nginx.conf,
+        /// sites-enabled/, conf.d/, apache2.conf, conf-enabled/). Each OCSP responder
+        /// they name is asked about this CA.
+        #[arg(long = "web-config", value_name = "FILE")]
+        web_config: Vec<PathBuf>,
+    },
     /// List issued certificates: serial, status, username, expiry.
     List,
     /// Revoke certificates (as `openssl ca -revoke`, under getacert's lock), then
-    /// regenerate the CRL when `crl` is set in ca.conf. Reload the web server afterwards
-    /// so it reads the new CRL; getacert itself refuses the certificate at once.
+    /// regenerate the CRL when `crl` is set in ca.conf. getacert refuses the
+    /// certificate at once; its OCSP responder answers "revoked" at once, so a web
+    /// server set up as shipped (ssl_ocsp / SSLOCSPEnable) refuses new connections
+    /// with it within ocsp_next_update seconds, with no reload.
     Revoke {
         /// The certificate's serial number (hex, as `getacert list` shows it).
         #[arg(long, conflicts_with = "user", required_unless_present = "user")]
@@ -131,6 +142,14 @@ enum Command {
     GenerateDocs {
         /// Where to write man/ and completions/.
         dir: PathBuf,
+    },
+    /// Free a username for anyone: revoke its certificates that are still valid, void
+    /// its codes and record its serials as released (getacert.released, logged). Until
+    /// then a name once issued stays its account's, even with every certificate revoked
+    /// or expired.
+    Release {
+        /// The username.
+        name: String,
     },
 }
 
@@ -189,7 +208,21 @@ fn serve(
         web_server_addrs: server::ServeOptions::web_server_addrs_from_env()
             .map_err(|e| format!("FCGI_WEB_SERVER_ADDRS: {e}"))?,
     };
-    server::serve(listen, opts, Arc::new(app.daemon())).map_err(|e| e.to_string())
+    let app = app.daemon().map_err(|e| e.to_string())?;
+    let listener = server::bind(&listen).map_err(|e| e.to_string())?;
+    // On TCP (--listen tcp: or a socket from spawn-fcgi -p) any local user can connect.
+    if listener.tcp_addr().is_some() && !app.has_front_secret() {
+        return Err(
+            "refusing to serve FastCGI on TCP without front_secret_file in [getacert]: any local \
+             user could connect and claim to be the web server (getacert init writes DIR/front-secret)"
+                .into(),
+        );
+    }
+    log::info!(
+        "serving FastCGI on {listen:?} with {} workers",
+        opts.workers.max(1)
+    );
+    server::serve_on(listener, opts, Arc::new(app)).map_err(|e| e.to_string())
 }
 
 fn run_cgi(cli_config: Option<&std::path::Path>) -> Result<(), String> {
@@ -280,6 +313,7 @@ fn main() -> ExitCode {
                 | Command::Updatedb
                 | Command::RecoveryCode { .. }
                 | Command::Backup { .. }
+                | Command::Release { .. }
         )
     ) && let Err(e) = getacert::owner::act_as_ca_owner(&Config::locate(config))
     {
@@ -322,16 +356,32 @@ fn main() -> ExitCode {
             Ok(())
         }),
         Some(Command::GenerateDocs { dir }) => getacert::docgen::write(Cli::command(), &dir),
-        Some(Command::Check) => {
-            let report = admin::check(&Config::locate(config));
+        Some(Command::Check { web_config }) => {
+            let mut report = admin::check(&Config::locate(config));
+            if let Ok(c) = Config::load(&Config::locate(config)) {
+                let files = getacert::webcheck::files_or_default(&web_config);
+                let (warnings, notes) = getacert::webcheck::report(&files, &c.ca_cert);
+                report.warnings.extend(warnings);
+                for n in notes {
+                    println!("ok: {n}");
+                }
+            }
             for w in &report.warnings {
                 println!("warning: {w}");
             }
             for p in &report.problems {
                 println!("problem: {p}");
             }
-            if report.problems.is_empty() {
+            if report.problems.is_empty() && report.warnings.is_empty() {
                 println!("{}: sound", Config::locate(config).display());
+                Ok(())
+            } else if report.problems.is_empty() {
+                // Not "sound": what a warning names works, but not everywhere.
+                println!(
+                    "{}: no problems, {} warning(s) to fix",
+                    Config::locate(config).display(),
+                    report.warnings.len()
+                );
                 Ok(())
             } else {
                 Err(format!("{} problem(s) found", report.problems.len()))
@@ -351,15 +401,21 @@ fn main() -> ExitCode {
                 return Err("no valid certificate matched: nothing revoked".into());
             }
             println!("revoked: {}", revoked.join(" "));
+            println!(
+                "OCSP answers \"revoked\" now: a web server using getacert's responder (the shipped \
+                 configuration) refuses new connections with it within {} seconds, without a reload.",
+                app.config.ocsp_next_update
+            );
             if app.config.paths.crl_file.is_some() {
                 println!(
-                    "CRL updated; reload the web server (systemctl reload nginx / apache2) so it reads it."
+                    "The CRL file is updated too; a web server that reads it (ssl_crl, SSLCARevocationFile) \
+                     needs a reload to see it."
                 );
             }
             Ok(())
         }),
         Some(Command::Crl { out }) => admin_app(config).and_then(|app| {
-            let pem = admin::crl(&app)?;
+            let pem = admin::crl(&app, out.is_none())?;
             match out {
                 Some(path) => std::fs::write(&path, &pem).map_err(|e| format!("{}: {e}", path.display())),
                 None if app.config.paths.crl_file.is_some() => Ok(()),
@@ -384,6 +440,17 @@ fn main() -> ExitCode {
                 "It works once and expires in {} minutes. On the new device: open the enrollment page, \
                  type the username {name} and this code.",
                 app.config.code_lifetime / 60
+            );
+            Ok(())
+        }),
+        Some(Command::Release { name }) => admin_app(config).and_then(|app| {
+            let done = admin::release(&app, &name)?;
+            if !done.revoked.is_empty() {
+                println!("revoked: {}", done.revoked.join(" "));
+            }
+            println!(
+                "released {name}: {} certificate(s) no longer hold the name; anyone may enroll it now.",
+                done.released.len()
             );
             Ok(())
         }),

@@ -29,6 +29,30 @@ impl Rate {
     }
 }
 
+/// The key a client is counted under: an IPv4 address as it is, an IPv6 address cut to
+/// its first `v6_prefix` bits (a host is usually given a whole /64, so counting single
+/// addresses would count nothing). Anything else (no address, a unix-socket peer) is
+/// kept, escaped.
+pub fn client_key(addr: &str, v6_prefix: u8) -> String {
+    match addr.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(a)) => a.to_string(),
+        Ok(std::net::IpAddr::V6(a)) => match a.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let bits = u128::from(a);
+                let prefix = u32::from(v6_prefix.min(128));
+                let mask = if prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - prefix)
+                };
+                format!("{}/{prefix}", std::net::Ipv6Addr::from(bits & mask))
+            }
+        },
+        Err(_) => addr.escape_default().to_string(),
+    }
+}
+
 struct Bucket {
     tokens: f64,
     at: f64,
@@ -88,6 +112,24 @@ mod tests {
         assert_eq!(l.take("b", 0.0), Ok(()), "other keys are separate");
         assert_eq!(l.take("a", 20.0), Ok(()), "one token back after window/capacity");
         assert!(l.take("a", 20.0).is_err());
+    }
+
+    #[test]
+    fn ipv6_clients_count_by_network() {
+        assert_eq!(client_key("192.0.2.7", 64), "192.0.2.7");
+        assert_eq!(client_key("2001:db8:1:2:aaaa::1", 64), "2001:db8:1:2::/64");
+        assert_eq!(
+            client_key("2001:db8:1:2:bbbb::9", 64),
+            client_key("2001:db8:1:2:aaaa::1", 64)
+        );
+        assert_ne!(
+            client_key("2001:db8:1:3::1", 64),
+            client_key("2001:db8:1:2::1", 64)
+        );
+        assert_eq!(client_key("2001:db8:1:2::1", 48), "2001:db8:1::/48");
+        assert_eq!(client_key("2001:db8::1", 128), "2001:db8::1/128");
+        assert_eq!(client_key("::ffff:192.0.2.7", 64), "192.0.2.7");
+        assert_eq!(client_key("x\ny", 64), "x\\ny");
     }
 
     #[test]

@@ -9,16 +9,17 @@
 //!   none across CGI processes, as documented);
 //! - the add-device flow at the handler level, account actions and their refusals;
 //! - the CRL getacert writes, checked by `openssl crl` and against `openssl ca -gencrl`;
-//! - the admin commands `updatedb`, `recovery-code --revoke-all`, `revoke` and `list`.
+//! - the admin commands `updatedb`, `recovery-code --revoke-all`, `revoke` and `list`;
+//! - issue 10, one test named for each finding: names stay their account's until
+//!   `release`, tokens bound to the requester, cross-site posts refused with a token,
+//!   the front secret, code guesses per client, limits that anonymous traffic cannot
+//!   spend for the owner, IPv6 by network, one lock take for `--revoke-all`, the grant
+//!   checked again at commit, RSA exponents, Unicode names, escaped log values.
 //!
 //! Every refusal is checked the same way: its status, no certificate, the database
 //! (index.txt, index.txt.attr, serial, crlnumber, getacert.codes, newcerts/) byte for
 //! byte unchanged, and an audit line in the log (stderr under CGI, `--log-stderr` for
 //! the daemon).
-//!
-//! Two tests document bugs in src/ and fail until they are fixed:
-//! `recovery_reservation_survives_five_wrong_codes` and
-//! `account_action_while_the_database_is_locked_is_503_not_403`.
 
 mod common;
 
@@ -284,11 +285,11 @@ fn refused(t: &Target, what: &str, req: &HttpRequest, status: u16, log_has: &[&s
     refused_with(t, what, req, status, log_has, |s| s)
 }
 
-/// [`refused`] for a wrong code, which costs the user's live codes a try: the database
-/// is unchanged apart from getacert.codes.
+/// [`refused`] for a wrong code, which is counted against the client that guessed: the
+/// database is unchanged apart from getacert.code-tries.
 fn refused_code(t: &Target, what: &str, req: &HttpRequest, log_has: &[&str]) -> Reply {
     refused_with(t, what, req, 403, log_has, |mut s| {
-        s.files.remove("getacert.codes");
+        s.files.remove("getacert.code-tries");
         s
     })
 }
@@ -800,12 +801,12 @@ fn bad_codes(mode: Mode) {
     let _bob = enroll_ok(&t, "bob", None, &[]);
     let wrong_log: &[&str] = &["wrong or expired code for user=alice"];
 
-    // A wrong code: 403, and alice's live code lost one try.
+    // A wrong code: 403; alice's code is untouched (the guess counts against the guesser).
     let code = add_device_code(&t, &d1);
     assert_eq!(codes_on_disk(&ca), [("alice".to_string(), 5)]);
     let what = format!("{mode:?} wrong code");
     refused_code(&t, &what, &enroll("alice", &[("code", "ZZZZZ-ZZZZZ")]), wrong_log);
-    assert_eq!(codes_on_disk(&ca), [("alice".to_string(), 4)]);
+    assert_eq!(codes_on_disk(&ca), [("alice".to_string(), 5)]);
 
     // alice's code is no good for bob (he has no code: nothing changes at all).
     let what = format!("{mode:?} alice's code for bob");
@@ -852,56 +853,80 @@ fn bad_codes_fastcgi() {
     bad_codes(Mode::Fcgi);
 }
 
-/// Five wrong tries void a code: then even the right one is refused. The counters are
-/// on disk, so they hold across CGI processes too.
-fn code_brute_force(mode: Mode) {
+/// Issue 10 item 5: wrong guesses never void a code (anyone could then lock alice out).
+/// They are counted per (name, client address): past three, each one doubles that
+/// client's wait (429 + Retry-After, no try spent); alice, from her own address, still
+/// uses the code. The counters are on disk, so they hold across CGI processes too.
+fn code_guesses_count_per_client_and_never_void_the_code(mode: Mode) {
     let ca = Ca::init();
     let t = Target::new(&ca, mode);
     let d1 = enroll_ok(&t, "alice", None, &[]);
     let code = add_device_code(&t, &d1);
-    for (i, guess) in [
-        "00000-00000",
-        "11111-11111",
-        "22222-22222",
-        "33333-33333",
-        "44444-44444",
-    ]
-    .iter()
-    .enumerate()
-    {
+    let from = |req: HttpRequest, addr: &str| req.with_param("REMOTE_ADDR", addr);
+    for (i, guess) in ["00000-00000", "11111-11111", "22222-22222"].iter().enumerate() {
         let what = format!("{mode:?} wrong guess {}", i + 1);
         refused_code(
             &t,
             &what,
-            &enroll("alice", &[("code", guess)]),
+            &from(enroll("alice", &[("code", guess)]), "203.0.113.66"),
             &["wrong or expired code"],
         );
-        let left = codes_on_disk(&ca);
-        // Tries count down to 0; a void code stays on file until it expires, so it
-        // keeps reserving the username (see recovery_reservation_survives_five_wrong_codes).
-        assert_eq!(left, [("alice".to_string(), 4 - i as u32)], "{what}");
+        assert_eq!(
+            codes_on_disk(&ca),
+            [("alice".to_string(), 5)],
+            "{what}: the code is untouched"
+        );
     }
-    let what = format!("{mode:?} the right code after five wrong ones");
+    // The fourth guess from that address must wait (even with the right code).
+    for guess in ["33333-33333", code.as_str()] {
+        let reply = refused(
+            &t,
+            &format!("{mode:?} a guess too soon"),
+            &from(enroll("alice", &[("code", guess)]), "203.0.113.66"),
+            429,
+            &[],
+        );
+        assert!((1..=3600).contains(&retry_after(&reply)), "{reply:?}");
+    }
+    // An IPv6 guesser is counted by its /64: another address of the same network waits too.
+    for i in 0..3 {
+        refused_code(
+            &t,
+            &format!("{mode:?} IPv6 guess {i}"),
+            &from(
+                enroll("alice", &[("code", "00000-00000")]),
+                &format!("2001:db8:5:6::{i}"),
+            ),
+            &[],
+        );
+    }
     refused(
         &t,
-        &what,
-        &enroll("alice", &[("code", &code)]),
-        403,
-        &["wrong or expired code"],
+        &format!("{mode:?} same /64, other address"),
+        &from(
+            enroll("alice", &[("code", "00000-00000")]),
+            "2001:db8:5:6:ffff::1",
+        ),
+        429,
+        &[],
     );
-    // alice is not locked out: a new code works.
-    let code = add_device_code(&t, &d1);
-    enroll_ok(&t, "alice", None, &[("code", &code)]);
+    // alice, elsewhere, is not locked out: the code works.
+    let reply = t.send(&from(enroll("alice", &[("code", &code)]), "198.51.100.20"));
+    assert_eq!(
+        reply.status, 200,
+        "the owner's code after someone's guesses: {reply:?}"
+    );
+    assert_eq!(codes_on_disk(&ca), []);
 }
 
 #[test]
-fn code_brute_force_cgi() {
-    code_brute_force(Mode::Cgi);
+fn code_guesses_count_per_client_and_never_void_the_code_cgi() {
+    code_guesses_count_per_client_and_never_void_the_code(Mode::Cgi);
 }
 
 #[test]
-fn code_brute_force_fastcgi() {
-    code_brute_force(Mode::Fcgi);
+fn code_guesses_count_per_client_and_never_void_the_code_fastcgi() {
+    code_guesses_count_per_client_and_never_void_the_code(Mode::Fcgi);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -914,8 +939,10 @@ fn retry_after(reply: &Reply) -> u64 {
     v.parse().unwrap_or_else(|_| panic!("Retry-After {v:?}"))
 }
 
-/// `username_rate = 3/3600`: enrollments and code attempts for one username, whatever
-/// its case; the fourth is 429, even with the right code, and costs the code no try.
+/// `username_rate = 3/3600`: issuance and code attempts for one username, whatever its
+/// case; the fourth is 429, even with the right code, and costs the code nothing. A
+/// request refused as taken (no code) spends nothing, and the owner's signed-in
+/// renewals are counted apart from anonymous traffic (issue 10 item 5).
 #[test]
 fn username_rate_limit_fastcgi() {
     let ca = Ca::init_with(&[]);
@@ -923,19 +950,43 @@ fn username_rate_limit_fastcgi() {
     let t = Target::new(&ca, Mode::Fcgi);
     let d1 = enroll_ok(&t, "alice", None, &[]); // 1
     let code = add_device_code(&t, &d1);
+    for i in 0..5 {
+        refused(&t, &format!("taken {i}"), &enroll("Alice", &[]), 409, &[]);
+    }
     refused_code(&t, "2nd", &enroll("alice", &[("code", "00000-00000")]), &[]);
-    refused(&t, "3rd", &enroll("Alice", &[]), 409, &[]);
-    let reply = refused(&t, "4th", &enroll("alice", &[("code", &code)]), 429, &[]);
+    refused_code(
+        &t,
+        "3rd",
+        &enroll("alice", &[("code", "11111-11111")]).with_param("REMOTE_ADDR", "192.0.2.8"),
+        &[],
+    );
+    let reply = refused(
+        &t,
+        "4th",
+        &enroll("alice", &[("code", &code)]).with_param("REMOTE_ADDR", "192.0.2.9"),
+        429,
+        &[],
+    );
     let secs = retry_after(&reply);
     assert!((1..=3600).contains(&secs), "Retry-After {secs}");
     assert!(reply.text().contains("Too many attempts"), "{reply:?}");
-    refused(&t, "5th, other case", &enroll("ALICE", &[]), 429, &[]);
-    assert_eq!(codes_on_disk(&ca), [("alice".to_string(), 4)], "429 costs no try");
+    refused(
+        &t,
+        "5th, other case",
+        &enroll("ALICE", &[("code", &code)]),
+        429,
+        &[],
+    );
+    assert_eq!(
+        codes_on_disk(&ca),
+        [("alice".to_string(), 5)],
+        "429 costs the code nothing"
+    );
     // Other usernames are served.
     enroll_ok(&t, "bob", None, &[]);
-    // A signed-in user's own enrollment counts as well.
+    // The owner, signed in, is not limited by the anonymous traffic for her name.
     let reply = t.send(&d1.sign_in(enroll("alice", &[])));
-    assert_eq!(reply.status, 429, "{reply:?}");
+    assert_eq!(reply.status, 200, "{reply:?}");
 }
 
 /// Under plain CGI each request is a new process: the in-memory limits cannot hold
@@ -997,17 +1048,17 @@ fn address_rate_limit_does_not_hold_across_cgi_processes() {
     }
 }
 
-/// The defaults are on: `getacert init`'s ca.conf as written limits usernames to 5 per
-/// minute (in the daemon).
+/// The defaults are on: `getacert init`'s ca.conf as written limits one address to 20
+/// posts a minute (in the daemon), refused ones included.
 #[test]
 fn rate_limits_are_on_by_default_fastcgi() {
     let ca = Ca::init_with(&[]);
     let t = Target::new(&ca, Mode::Fcgi);
     enroll_ok(&t, "alice", None, &[]);
-    for i in 2..=5 {
+    for i in 2..=20 {
         refused(&t, &format!("attempt {i}"), &enroll("alice", &[]), 409, &[]);
     }
-    refused(&t, "attempt 6", &enroll("alice", &[]), 429, &[]);
+    refused(&t, "attempt 21", &enroll("alice", &[]), 429, &[]);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1094,7 +1145,14 @@ fn add_device_flow(mode: Mode) {
     let (reply, log) =
         t.send_logged(&d1.sign_in(account(&page.token(), "revoke", &[("serial", &d2.serial)])));
     assert_eq!(reply.status, 200, "{reply:?}");
-    assert!(reply.text().contains("can no longer sign in"), "{reply:?}");
+    assert!(
+        reply.text().contains(&format!(
+            "certificate {} can no longer sign in: this page no longer accepts it, and the web \
+             server refuses its new connections within 60 seconds",
+            d2.serial
+        )),
+        "{reply:?}"
+    );
     assert!(
         log.contains(&format!("revoked serial={} user=alice by=device", d2.serial)),
         "{log}"
@@ -1248,7 +1306,8 @@ fn account_actions_refused(mode: Mode) {
     let t = Target::new(&ca, mode);
     let alice = enroll_ok(&t, "alice", None, &[]);
     let bob = enroll_ok(&t, "bob", None, &[]);
-    let token = page_token(&t);
+    // A valid token, bound to alice's certificate.
+    let token = t.send(&alice.sign_in(HttpRequest::get())).token();
     for (case, make, status) in account_refusals() {
         refused(
             &t,
@@ -1532,7 +1591,11 @@ fn updatedb_recovery_code_and_list() {
     assert_eq!(ca.status("0FFE"), "Expired (E)");
     let out = admin_ok(&ca, &["updatedb"]);
     assert!(out.contains("0 certificate(s) marked expired"), "{out}");
-    // olduser's name is free.
+    // olduser's certificate expired, but the name is still olduser's (issue 10 item 2)
+    // until the admin releases it.
+    refused(&t, "olduser's expired name", &enroll("olduser", &[]), 409, &[]);
+    let out = admin_ok(&ca, &["release", "olduser"]);
+    assert!(out.contains("released olduser"), "{out}");
     enroll_ok(&t, "olduser", None, &[]);
 
     // alice lost every device: the admin revokes them all and gives her a code.
@@ -1633,7 +1696,7 @@ fn recovery_reservation_survives_five_wrong_codes() {
         refused_code(
             &t,
             &format!("wrong guess {}", i + 1),
-            &enroll("alice", &[("code", "ZZZZZ-ZZZZZ")]),
+            &enroll("alice", &[("code", "ZZZZZ-ZZZZZ")]).with_param("REMOTE_ADDR", &format!("192.0.2.{i}")),
             &[],
         );
     }
@@ -1698,4 +1761,655 @@ fn account_action_while_the_database_is_locked_is_503_not_403() {
         (503, true),
         "add-device-code from alice's valid device while the lock is held: {reply:?}"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Issue 10: nobody but the account's owner can ever get its name
+
+/// `getacert --config ca.conf ARGS` under `strace` with `strace_args` (e.g. a delay
+/// injected into one syscall), as CGI with `req`; returns the reply and stderr.
+fn cgi_under_strace(ca: &Ca, strace_args: &[&str], req: &HttpRequest) -> (Reply, String) {
+    let mut child = Command::new("strace")
+        .args(["-f", "-o", "/dev/null"])
+        .args(strace_args)
+        .arg(common::bin())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("GETACERT_CONFIG", &ca.conf)
+        .envs(req.cgi_params())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("strace (Debian: strace) must be installed");
+    child.stdin.take().unwrap().write_all(&req.body).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        Reply::parse(&out.stdout),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Item 2: revoking alice's only certificate (a stolen laptop) does not free her name:
+/// anonymous enrollment stays 409, in CGI and in the daemon, until `getacert release`,
+/// which is logged and recorded in getacert.released; then anyone may have it, and the
+/// new holder owns it the same way.
+fn revoked_name_stays_its_owners_until_released(mode: Mode) {
+    let ca = Ca::init();
+    let t = Target::new(&ca, mode);
+    let alice = enroll_ok(&t, "alice", None, &[]);
+    admin_ok(
+        &ca,
+        &["revoke", "--serial", &alice.serial, "--reason", "keyCompromise"],
+    );
+    assert_eq!(ca.status(&alice.serial), "Revoked (R)");
+    for name in ["alice", "ALICE"] {
+        let reply = refused(
+            &t,
+            &format!("{mode:?} anonymous {name} after revocation"),
+            &enroll(name, &[]),
+            409,
+            &[],
+        );
+        assert!(reply.text().contains("already taken"), "{reply:?}");
+    }
+    refused(
+        &t,
+        &format!("{mode:?} the revoked certificate itself"),
+        &alice.sign_in(enroll("alice", &[])),
+        409,
+        &["revoked certificate serial="],
+    );
+    // Expired the same way: an old record `openssl ca` left V past its notAfter.
+    expired_cert_by_openssl_ca(&ca, "olivia");
+    refused(
+        &t,
+        &format!("{mode:?} an expired name"),
+        &enroll("olivia", &[]),
+        409,
+        &[],
+    );
+
+    let out = admin(&ca, &["release", "alice"]);
+    assert!(out.status.success(), "{out:?}");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("released user=alice by=admin"),
+        "release is logged: {log}"
+    );
+    let released = fs::read_to_string(ca.path("getacert.released")).unwrap();
+    assert!(
+        released.starts_with(&format!("{}\talice\t", alice.serial)),
+        "{released:?}"
+    );
+    // openssl ca still reads the database, and has it as it was.
+    assert_eq!(ca.status(&alice.serial), "Revoked (R)");
+
+    let new_alice = enroll_ok(&t, "Alice", None, &[]);
+    refused(
+        &t,
+        &format!("{mode:?} after the new Alice"),
+        &enroll("alice", &[]),
+        409,
+        &[],
+    );
+    // A release of a name never issued is an error, and changes nothing.
+    let out = admin(&ca, &["release", "nobody-here"]);
+    assert!(!out.status.success(), "{out:?}");
+    // Releasing a valid name revokes what is still valid.
+    let out = admin_ok(&ca, &["release", "alice"]);
+    assert!(out.contains(&format!("revoked: {}", new_alice.serial)), "{out}");
+    let line = ca
+        .index()
+        .into_iter()
+        .find(|l| l.serial == new_alice.serial)
+        .unwrap();
+    assert!(line.revoked.ends_with(",cessationOfOperation"), "{line:?}");
+    enroll_ok(&t, "alice", None, &[]);
+}
+
+#[test]
+fn revoked_name_stays_its_owners_until_released_cgi() {
+    revoked_name_stays_its_owners_until_released(Mode::Cgi);
+}
+
+#[test]
+fn revoked_name_stays_its_owners_until_released_fastcgi() {
+    revoked_name_stays_its_owners_until_released(Mode::Fcgi);
+}
+
+/// Item 2: the released list survives `openssl ca` rewriting index.txt and a daemon
+/// restart, and an admin's line added by hand (under the lock) counts.
+#[test]
+fn release_survives_openssl_ca_rewrites_and_restarts() {
+    let ca = Ca::init();
+    let mut d = Daemon::start(&ca, Listen::Unix, 2);
+    let enroll_via = |d: &Daemon, name: &str| d.front.send(&enroll(name, &[]));
+    let bob = Device::issued(&ca, &enroll_via(&d, "bob"));
+    let carol = Device::issued(&ca, &enroll_via(&d, "carol"));
+    admin_ok(&ca, &["release", "bob"]);
+    // openssl ca -revoke rewrites index.txt by rename.
+    openssl_ca_locked(
+        &ca,
+        &[
+            "-revoke",
+            ca.path(&format!("newcerts/{}.pem", carol.serial))
+                .to_str()
+                .unwrap(),
+        ],
+    );
+    assert_eq!(
+        enroll_via(&d, "carol").status,
+        409,
+        "carol revoked by openssl ca: still hers"
+    );
+    d.restart();
+    let reply = enroll_via(&d, "bob");
+    assert_eq!(reply.status, 200, "bob released before the restart: {reply:?}");
+    assert_eq!(enroll_via(&d, "bob").status, 409, "the new bob owns it");
+    // By hand, as docs/deployment.md says: one line per serial, under the lock.
+    with_lock(&ca, || {
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(ca.path("getacert.released"))
+            .unwrap();
+        writeln!(f, "{}\tcarol\t0", carol.serial).unwrap();
+    });
+    let reply = enroll_via(&d, "carol");
+    assert_eq!(reply.status, 200, "carol released by hand: {reply:?}");
+    let _ = bob;
+}
+
+/// Item 2: `--help` lists `release`.
+#[test]
+fn help_lists_release() {
+    let out = Command::new(common::bin()).arg("--help").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("release"), "{text}");
+    let out = Command::new(common::bin())
+        .args(["release", "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("Free a username"));
+}
+
+/// Item 3: a form token is good only for whom it was made: alice's account page token
+/// is useless to bob's certificate and to an anonymous request; an anonymous page's
+/// token needs the cookie that page set, and is useless to a signed-in request.
+fn form_tokens_are_bound_to_the_requester(mode: Mode) {
+    let ca = Ca::init();
+    let t = Target::new(&ca, mode);
+    let alice = enroll_ok(&t, "alice", None, &[]);
+    let alice2 = enroll_ok(&t, "alice", Some(&alice), &[]);
+    let bob = enroll_ok(&t, "bob", None, &[]);
+    let alice_token = t.send(&alice.sign_in(HttpRequest::get())).token();
+    let anon_page = t.send(&HttpRequest::get());
+    let (anon_token, cookie) = (anon_page.token(), anon_page.cookie());
+    assert!(
+        anon_page
+            .header("Set-Cookie")
+            .unwrap()
+            .contains("SameSite=Strict")
+    );
+    let revoke_alice2 = |token: &str| account(token, "revoke", &[("serial", &alice2.serial)]);
+    for (case, req) in [
+        (
+            "bob with alice's token",
+            bob.sign_in(account(&alice_token, "add-device-code", &[])),
+        ),
+        (
+            "alice with an anonymous page's token",
+            alice
+                .sign_in(revoke_alice2(&anon_token))
+                .with_param("HTTP_COOKIE", &cookie),
+        ),
+        (
+            "alice's other device with her token",
+            alice2.sign_in(account(&alice_token, "add-device-code", &[])),
+        ),
+        (
+            "anonymous with alice's token",
+            enroll("zed", &[("token", &alice_token)]),
+        ),
+        (
+            "anonymous token without its cookie",
+            enroll("zed", &[("token", &anon_token)]),
+        ),
+        (
+            "anonymous token with another cookie",
+            enroll("zed", &[("token", &anon_token)])
+                .with_param("HTTP_COOKIE", "getacert=00112233445566778899aabbccddeeff"),
+        ),
+        (
+            "signed-in enrollment with an anonymous token",
+            alice
+                .sign_in(enroll("alice", &[("token", &anon_token)]))
+                .with_param("HTTP_COOKIE", &cookie),
+        ),
+    ] {
+        refused(&t, &format!("{mode:?} {case}"), &req, 400, &[]);
+    }
+    assert_eq!(ca.status(&alice2.serial), "Valid (V)");
+    // The controls: each token with its own requester.
+    let reply = t.send(&alice.sign_in(revoke_alice2(&alice_token)));
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(ca.status(&alice2.serial), "Revoked (R)");
+    let reply = t.send(&enroll("zed", &[("token", &anon_token)]).with_param("HTTP_COOKIE", &cookie));
+    assert_eq!(reply.status, 200, "{reply:?}");
+}
+
+#[test]
+fn form_tokens_are_bound_to_the_requester_cgi() {
+    form_tokens_are_bound_to_the_requester(Mode::Cgi);
+}
+
+#[test]
+fn form_tokens_are_bound_to_the_requester_fastcgi() {
+    form_tokens_are_bound_to_the_requester(Mode::Fcgi);
+}
+
+/// Item 3: every POST from another site is refused, with a valid token or without:
+/// `Sec-Fetch-Site: cross-site` or `same-site`, `Origin: null`, another host or port.
+/// A request with neither header (curl) and a same-origin browser post go through.
+fn cross_site_posts_are_refused_even_with_a_token(mode: Mode) {
+    let ca = Ca::init();
+    let t = Target::new(&ca, mode);
+    let alice = enroll_ok(&t, "alice", None, &[]);
+    let alice2 = enroll_ok(&t, "alice", Some(&alice), &[]);
+    let token = t.send(&alice.sign_in(HttpRequest::get())).token();
+    let host = |r: HttpRequest| r.with_param("HTTP_HOST", "example.org:8443");
+    let marks: &[(&str, &str, &str)] = &[
+        ("Sec-Fetch-Site cross-site", "HTTP_SEC_FETCH_SITE", "cross-site"),
+        ("Sec-Fetch-Site same-site", "HTTP_SEC_FETCH_SITE", "same-site"),
+        ("Origin null", "HTTP_ORIGIN", "null"),
+        ("Origin of another host", "HTTP_ORIGIN", "https://evil.example"),
+        (
+            "Origin of another port",
+            "HTTP_ORIGIN",
+            "https://example.org:9443",
+        ),
+        (
+            "Origin http on the https port",
+            "HTTP_ORIGIN",
+            "http://example.org",
+        ),
+    ];
+    for (case, header, value) in marks {
+        for (what, req) in [
+            ("revoke", account(&token, "revoke", &[("serial", &alice2.serial)])),
+            ("add-device-code", account(&token, "add-device-code", &[])),
+            ("renew", enroll("alice", &[("renew", "yes"), ("token", &token)])),
+        ] {
+            let req = host(alice.sign_in(req)).with_param(header, value);
+            refused(
+                &t,
+                &format!("{mode:?} {case}: {what}"),
+                &req,
+                403,
+                &["cross-site post"],
+            );
+        }
+    }
+    assert_eq!(ca.status(&alice.serial), "Valid (V)");
+    assert_eq!(ca.status(&alice2.serial), "Valid (V)");
+    // The controls.
+    let same_origin = host(alice.sign_in(account(&token, "add-device-code", &[])))
+        .with_param("HTTP_ORIGIN", "https://example.org:8443")
+        .with_param("HTTP_SEC_FETCH_SITE", "same-origin");
+    assert_eq!(t.send(&same_origin).status, 200);
+    let curl = alice.sign_in(enroll("alice", &[("renew", "yes")]));
+    assert_eq!(
+        t.send(&curl).status,
+        200,
+        "no Origin, no Sec-Fetch-Site: a script"
+    );
+}
+
+#[test]
+fn cross_site_posts_are_refused_even_with_a_token_cgi() {
+    cross_site_posts_are_refused_even_with_a_token(Mode::Cgi);
+}
+
+#[test]
+fn cross_site_posts_are_refused_even_with_a_token_fastcgi() {
+    cross_site_posts_are_refused_even_with_a_token(Mode::Fcgi);
+}
+
+/// Item 4: with `front_secret_file`, a FastCGI request without the secret (a PHP script
+/// on the socket, forging alice's SSL_CLIENT_* with her public certificate) is 403 with
+/// an audit line that does not show the secret; with it, served. Under CGI it does not
+/// apply.
+#[test]
+fn front_secret_is_required_from_whoever_reaches_the_socket() {
+    let ca = Ca::init();
+    let alice = enroll_ok(&Target::new(&ca, Mode::Cgi), "alice", None, &[]);
+    let secret = ca.enable_front_secret();
+    let t = Target::new(&ca, Mode::Fcgi);
+    let forged = alice.sign_in(enroll("alice", &[]));
+    for (case, req) in [
+        ("no secret", forged.clone()),
+        (
+            "a wrong secret",
+            forged.clone().with_param(
+                "GETACERT_FRONT_SECRET",
+                &format!("{}0", &secret[..secret.len() - 1]),
+            ),
+        ),
+        (
+            "the secret with a newline",
+            forged
+                .clone()
+                .with_param("GETACERT_FRONT_SECRET", &format!("{secret}\n")),
+        ),
+        ("a GET without the secret", HttpRequest::get()),
+    ] {
+        let reply = refused(&t, case, &req, 403, &["front secret"]);
+        assert!(!reply.text().contains("<form"), "{case}: {reply:?}");
+    }
+    let log = fs::read_to_string(&t.daemon.as_ref().unwrap().log).unwrap();
+    assert!(!log.contains(&secret), "the secret is never logged:\n{log}");
+    let reply = t.send(&forged.with_param("GETACERT_FRONT_SECRET", &secret));
+    assert_eq!(reply.status, 200, "{reply:?}");
+    // CGI: no socket, no secret.
+    enroll_ok(&Target::new(&ca, Mode::Cgi), "bob", None, &[]);
+}
+
+/// Item 4: TCP mode refuses to start without a front secret.
+#[test]
+fn tcp_without_front_secret_refuses_to_start() {
+    let ca = Ca::init();
+    let port = common::free_port();
+    let mut child = Command::new(common::bin())
+        .arg("--config")
+        .arg(&ca.conf)
+        .args([
+            "serve",
+            "--log-stderr",
+            "--listen",
+            &format!("tcp:127.0.0.1:{port}"),
+        ])
+        .env_remove("LISTEN_FDS")
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("serve on TCP without a front secret is running: {out:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("front_secret_file"),
+        "{out:?}"
+    );
+}
+
+/// Item 5: refusals of a taken name spend nobody's limit, and the owner's signed-in
+/// requests are counted apart from anonymous traffic for her name.
+#[test]
+fn anonymous_traffic_does_not_lock_the_owner_out() {
+    let ca = Ca::init_with(&[]);
+    ca.append_getacert_settings("address_rate = off\nusername_rate = 2/3600\n");
+    let t = Target::new(&ca, Mode::Fcgi);
+    let alice = enroll_ok(&t, "alice", None, &[]);
+    for i in 0..10 {
+        refused(&t, &format!("taken {i}"), &enroll("alice", &[]), 409, &[]);
+    }
+    refused_code(&t, "a guess", &enroll("alice", &[("code", "00000-00000")]), &[]);
+    refused(
+        &t,
+        "the next guess",
+        &enroll("alice", &[("code", "00000-00000")]).with_param("REMOTE_ADDR", "192.0.2.99"),
+        429,
+        &[],
+    );
+    let renewed = enroll_ok(&t, "alice", Some(&alice), &[]);
+    enroll_ok(&t, "alice", Some(&renewed), &[]);
+}
+
+/// Item 5: IPv6 clients are rate-limited by their /64 (`ipv6_prefix`), not by address.
+#[test]
+fn ipv6_clients_are_rate_limited_by_their_network() {
+    let ca = Ca::init_with(&[]);
+    ca.append_getacert_settings("address_rate = 3/3600\nusername_rate = off\n");
+    let t = Target::new(&ca, Mode::Fcgi);
+    let from = |addr: &str, name: &str| t.send(&enroll(name, &[]).with_param("REMOTE_ADDR", addr));
+    for i in 1..=3 {
+        assert_eq!(
+            from(&format!("2001:db8:0:1::{i}"), &format!("v6u{i}")).status,
+            200
+        );
+    }
+    assert_eq!(from("2001:db8:0:1:ffff:1:2:3", "v6u4").status, 429, "same /64");
+    assert_eq!(from("2001:db8:0:2::1", "v6u5").status, 200, "another /64");
+    drop(t);
+    ca.append_getacert_settings("ipv6_prefix = 128\n");
+    let t = Target::new(&ca, Mode::Fcgi);
+    for i in 1..=5 {
+        let reply =
+            t.send(&enroll(&format!("v6w{i}"), &[]).with_param("REMOTE_ADDR", &format!("2001:db8:0:3::{i}")));
+        assert_eq!(reply.status, 200, "ipv6_prefix = 128: one address each");
+    }
+}
+
+/// Item 6: `recovery-code --revoke-all` revokes and makes the code under one take of
+/// the lock (strace counts the flock calls), so no enrollment runs in between.
+#[test]
+fn recovery_code_revoke_all_takes_the_lock_once() {
+    let ca = Ca::init();
+    let t = Target::new(&ca, Mode::Cgi);
+    let alice = enroll_ok(&t, "alice", None, &[]);
+    let trace = ca.scratch("recovery.strace");
+    let out = Command::new("strace")
+        .args(["-f", "-e", "trace=flock", "-o"])
+        .arg(&trace)
+        .arg(common::bin())
+        .arg("--config")
+        .arg(&ca.conf)
+        .args(["recovery-code", "alice", "--revoke-all"])
+        .env_remove("GATEWAY_INTERFACE")
+        .output()
+        .expect("strace (Debian: strace) must be installed");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(ca.status(&alice.serial), "Revoked (R)");
+    let calls = fs::read_to_string(&trace).unwrap();
+    let takes = calls.lines().filter(|l| l.contains("LOCK_EX")).count();
+    assert_eq!(takes, 1, "flock calls:\n{calls}");
+}
+
+/// Item 6: a renewal whose presented certificate is revoked while the new one signs
+/// must not commit (the grant is checked again under the commit lock). strace holds the
+/// enrollment for 5 s at its newcerts fsync (after the first lock, before the commit)
+/// while the admin revokes the certificate it presented.
+#[test]
+fn renewal_whose_certificate_is_revoked_while_signing_does_not_commit() {
+    let ca = Ca::init();
+    let t = Target::new(&ca, Mode::Cgi);
+    let old = enroll_ok(&t, "alice", None, &[]);
+    let before = ca.index().len();
+    let req = old.sign_in(enroll("alice", &[("renew", "yes")]));
+    let (ca_conf, serial, newcerts) = (ca.conf.clone(), old.serial.clone(), ca.path("newcerts"));
+    let files_before = fs::read_dir(&newcerts).unwrap().count();
+    let admin_thread = std::thread::spawn(move || {
+        // Once the new certificate's file exists, the enrollment is held at its fsync,
+        // between its two lock takes: revoke the certificate it presented now.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while fs::read_dir(&newcerts).unwrap().count() == files_before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the enrollment never wrote its file"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Command::new(common::bin())
+            .arg("--config")
+            .arg(&ca_conf)
+            .args(["revoke", "--serial", &serial, "--reason", "keyCompromise"])
+            .env_remove("GATEWAY_INTERFACE")
+            .output()
+            .unwrap()
+    });
+    // fsync #3: the new certificate's file, written outside the lock; held 5 s.
+    let (reply, log) = cgi_under_strace(&ca, &["-e", "inject=fsync:delay_enter=5000000:when=3"], &req);
+    let revoked = admin_thread.join().unwrap();
+    assert!(revoked.status.success(), "{revoked:?}");
+    assert_eq!(reply.status, 403, "{reply:?}\n{log}");
+    assert!(!reply.is_cert());
+    assert!(log.contains("revoked or expired while a renewal signed"), "{log}");
+    assert_eq!(ca.index().len(), before, "nothing committed");
+    let line = ca.index().into_iter().find(|l| l.serial == old.serial).unwrap();
+    assert!(
+        line.revoked.ends_with(",keyCompromise"),
+        "the admin's revocation stands: {line:?}"
+    );
+    ca.assert_consistent(false);
+}
+
+/// Item 6: RSA keys with e = 3, e = 1 or e ≥ 2^256 are refused, by the fast DER reader
+/// (sha256) and by OpenSSL's decoder (sha224, which the fast path leaves to it).
+#[test]
+fn rsa_exponents_below_65537_or_huge_are_refused() {
+    let ca = Ca::init();
+    let t = Target::new(&ca, Mode::Cgi);
+    let key = |name: &str, e: &str| {
+        let path = ca.scratch(&format!("{name}.key"));
+        common::openssl([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-pkeyopt",
+            &format!("rsa_keygen_pubexp:{e}"),
+            "-out",
+            path.to_str().unwrap(),
+        ]);
+        openssl::pkey::PKey::private_key_from_pem(&fs::read(path).unwrap()).unwrap()
+    };
+    // e = 1: no generator makes it; the "private" exponent 1 signs (s = m).
+    let e1 = {
+        let base =
+            openssl::rsa::Rsa::private_key_from_pem(&fs::read(fixture("rsa2048.key")).unwrap()).unwrap();
+        let one = || openssl::bn::BigNum::from_u32(1).unwrap();
+        let mut ctx = openssl::bn::BigNumContext::new().unwrap();
+        let mut qinv = openssl::bn::BigNum::new().unwrap();
+        qinv.mod_inverse(base.q().unwrap(), base.p().unwrap(), &mut ctx)
+            .unwrap();
+        let rsa = openssl::rsa::Rsa::from_private_components(
+            base.n().to_owned().unwrap(),
+            one(),
+            one(),
+            base.p().unwrap().to_owned().unwrap(),
+            base.q().unwrap().to_owned().unwrap(),
+            one(),
+            one(),
+            qinv,
+        )
+        .unwrap();
+        openssl::pkey::PKey::from_rsa(rsa).unwrap()
+    };
+    let huge = "115792089237316195423570985008687907853269984665640564039457584007913129639937";
+    let csr = |k: &openssl::pkey::PKey<openssl::pkey::Private>, md: openssl::hash::MessageDigest| {
+        let mut b = openssl::x509::X509ReqBuilder::new().unwrap();
+        b.set_pubkey(k).unwrap();
+        b.sign(k, md).unwrap();
+        String::from_utf8(b.build().to_pem().unwrap()).unwrap()
+    };
+    let md = openssl::hash::MessageDigest::sha256;
+    for (case, k) in [
+        ("e = 3", key("e3", "3")),
+        ("e = 1", e1),
+        ("e = 2^256 + 1", key("ehuge", huge)),
+    ] {
+        for (path, digest) in [
+            ("fast path", md()),
+            ("OpenSSL decoder", openssl::hash::MessageDigest::sha224()),
+        ] {
+            let req = HttpRequest::form(&[("username", "rsauser"), ("csr", &csr(&k, digest))]);
+            let reply = refused(&t, &format!("{case}, {path}"), &req, 400, &[]);
+            assert!(reply.text().contains("is not accepted"), "{case}: {reply:?}");
+        }
+    }
+    // The control: e = 65537 through both.
+    let good = key("e65537", "65537");
+    for digest in [md(), openssl::hash::MessageDigest::sha224()] {
+        let reply = t.send(&HttpRequest::form(&[
+            ("username", &common::unique_name("rsa")),
+            ("csr", &csr(&good, digest)),
+        ]));
+        assert_eq!(reply.status, 200, "{reply:?}");
+    }
+}
+
+/// Item 6: with `allow_non_ascii = yes`, one name has one owner whatever its spelling:
+/// NFC and NFD, Unicode case (full folding: ß and SS), and UTS #39 look-alikes in
+/// another script are the same name; mixed-script names are refused; the default rule
+/// admits letters of any script and `\p{L}` works in a custom rule.
+#[test]
+fn unicode_spellings_and_look_alikes_are_one_name() {
+    let ca = Ca::init();
+    ca.append_getacert_settings("allow_non_ascii = yes\n");
+    let t = Target::new(&ca, Mode::Cgi);
+    enroll_ok(&t, "zoë", None, &[]);
+    enroll_ok(&t, "straße", None, &[]);
+    enroll_ok(&t, "cope", None, &[]);
+    enroll_ok(&t, "σοφία", None, &[]);
+    for (case, name) in [
+        ("NFD of zoë", "zoe\u{308}"),
+        ("upper-case ZOË", "ZOË"),
+        ("STRASSE for straße", "STRASSE"),
+        ("all-Cyrillic look-alike of cope", "\u{441}\u{43E}\u{440}\u{435}"),
+        ("Greek upper case", "ΣΟΦΊΑ"),
+    ] {
+        refused(&t, case, &enroll(name, &[]), 409, &[]);
+    }
+    let reply = refused(
+        &t,
+        "a Cyrillic а in a Latin name",
+        &enroll("\u{430}lice", &[]),
+        400,
+        &[],
+    );
+    assert!(reply.text().contains("one script"), "{reply:?}");
+    // NFD input is stored as NFC.
+    let reply = t.send(&enroll("jose\u{301}", &[]));
+    let cert = ca.check_cert(&reply.cert_der());
+    assert_eq!(common::common_name(&cert), "josé");
+    // A custom rule with \p{L} (ca.conf is read by NCONF: `\\` for `\`, `\$` for `$`).
+    let ca2 = Ca::init();
+    ca2.append_getacert_settings("allow_non_ascii = yes\nusername_rule = ^\\\\p{L}+\\$\n");
+    let t2 = Target::new(&ca2, Mode::Cgi);
+    enroll_ok(&t2, "Ørjan", None, &[]);
+    refused(&t2, "a digit under ^\\p{L}+$", &enroll("user1", &[]), 400, &[]);
+}
+
+/// Item 6: a newline in REMOTE_ADDR cannot start a log line of its own.
+fn remote_addr_cannot_forge_a_log_line(mode: Mode) {
+    let ca = Ca::init();
+    let t = Target::new(&ca, mode);
+    let forged = "192.0.2.1\ngetacert: info: issued serial=DEAD user=admin";
+    let (reply, log) = t.send_logged(&enroll("logtest", &[]).with_param("REMOTE_ADDR", forged));
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert!(log.contains("remote=\"192.0.2.1\\ngetacert"), "escaped: {log}");
+    assert!(
+        !log.lines()
+            .any(|l| l.starts_with("getacert: info: issued serial=DEAD")),
+        "{log}"
+    );
+}
+
+#[test]
+fn remote_addr_cannot_forge_a_log_line_cgi() {
+    remote_addr_cannot_forge_a_log_line(Mode::Cgi);
+}
+
+#[test]
+fn remote_addr_cannot_forge_a_log_line_fastcgi() {
+    remote_addr_cannot_forge_a_log_line(Mode::Fcgi);
 }

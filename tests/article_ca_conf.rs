@@ -151,7 +151,16 @@ fn the_articles_ca_works_unchanged_through_fastcgi_and_cgi() {
     assert_eq!(ca.status("1001"), "Revoked (R)");
     assert_eq!(ca.status("1000"), "Valid (V)");
 
-    // Not taken any more: bob may enroll again, alice may not.
+    // Revoked, bob's name is still his (issue 10 item 2) until the admin releases it;
+    // then anyone may enroll it. alice's is valid: taken.
+    assert_eq!(daemon.front.enroll_csr("bob", &csr).status, 409);
+    let out = std::process::Command::new(common::bin())
+        .arg("--config")
+        .arg(&ca.conf)
+        .args(["release", "bob"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "release bob: {out:?}");
     let reply = daemon.front.enroll_csr("bob", &csr);
     check_issued(&ca, &reply.cert_der(), "bob", "/C=US/ST=CA/O=MyApp/CN=bob");
     assert_eq!(daemon.front.enroll_csr("alice", &csr).status, 409);

@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::fs;
 use std::io::{self, Write};
 use std::time::Duration;
 
@@ -74,7 +75,7 @@ impl Ctx {
     }
 
     fn signed(&self, purpose: Purpose, age_seconds: i64) -> String {
-        token::make(&self.secret, purpose, getacert::app::now() - age_seconds)
+        token::make(&self.secret, purpose, "", getacert::app::now() - age_seconds).expect("HMAC")
     }
 }
 
@@ -207,7 +208,7 @@ fn cases() -> Vec<(&'static str, u16, Make)> {
             post(&[("username", "k9"), ("pubkey", &c.spkac_over(""))])
         }),
         ("SPKAC with a challenge of another server", 400, |c| {
-            let other = token::make(&[7u8; 32], Purpose::Challenge, getacert::app::now());
+            let other = token::make(&[7u8; 32], Purpose::Challenge, "", getacert::app::now()).expect("HMAC");
             post(&[("username", "k10"), ("pubkey", &c.spkac_over(&other))])
         }),
         ("SPKAC with the form token as challenge", 400, |c| {
@@ -314,7 +315,7 @@ fn cases() -> Vec<(&'static str, u16, Make)> {
                 ("csr", &csr()),
             ])
         }),
-        ("revoke without a form token", 400, |c| {
+        ("revoke without a form token or a certificate", 403, |c| {
             post(&[("action", "revoke"), ("serial", &c.taken_serial)])
         }),
         ("revoke without a client certificate", 403, |c| {
@@ -407,13 +408,21 @@ fn rate_limits_answer_429_and_change_nothing() {
     let from = |addr: &str, req: HttpRequest| front.send(&req.with_param("REMOTE_ADDR", addr));
     let enroll = |user: &str| post(&[("username", user), ("csr", &csr())]);
 
-    // Per username: one enrollment, four refusals, then 429, from different addresses.
+    // Per username: one enrollment, four code attempts, then 429, from different
+    // addresses (a refusal as taken, without a code, spends nothing).
     assert_eq!(from("198.51.100.1", enroll("busy")).status, 200);
+    for _ in 0..3 {
+        assert_eq!(from("198.51.100.1", enroll("Busy")).status, 409);
+    }
     for i in 2..=5 {
-        assert_eq!(from(&format!("198.51.100.{i}"), enroll("Busy")).status, 409);
+        let guess = post(&[("username", "Busy"), ("csr", &csr()), ("code", "00000-00000")]);
+        assert_eq!(from(&format!("198.51.100.{i}"), guess).status, 403);
     }
     let before = ca.snapshot();
-    let limited = from("198.51.100.6", enroll("BUSY"));
+    let limited = from(
+        "198.51.100.6",
+        post(&[("username", "BUSY"), ("csr", &csr()), ("code", "00000-00000")]),
+    );
     assert_eq!(limited.status, 429, "{limited:?}");
     assert!(limited.header("Retry-After").is_some());
     assert_eq!(ca.snapshot(), before);
@@ -465,13 +474,18 @@ fn send(conn: &mut Conn, bytes: &[u8]) {
 }
 
 /// The parameters of a complete, valid enrollment.
+/// The front secret the TCP daemon of these record-level cases is given (TCP needs one);
+/// a daemon on a unix socket without `front_secret_file` ignores the parameter.
+const RAW_FRONT_SECRET: &str = "record-level-cases-front-secret-0123456789";
+
 fn enrollment_params(username: &str) -> (common::ByteParams, Vec<u8>) {
-    let req = post(&[("username", username), ("csr", &csr())]);
+    let req = post(&[("username", username), ("csr", &csr())])
+        .with_param("GETACERT_FRONT_SECRET", RAW_FRONT_SECRET);
     (common::byte_params(&req), req.body.clone())
 }
 
 fn get_params() -> common::ByteParams {
-    common::byte_params(&HttpRequest::get())
+    common::byte_params(&HttpRequest::get().with_param("GETACERT_FRONT_SECRET", RAW_FRONT_SECRET))
 }
 
 const QUIET: Duration = Duration::from_secs(5);
@@ -799,6 +813,7 @@ fn fastcgi_record_level_table() {
 #[test]
 fn fastcgi_record_level_over_tcp() {
     let ca = Ca::init();
+    fs::write(ca.path("front-secret"), format!("{RAW_FRONT_SECRET}\n")).unwrap();
     let mut daemon = Daemon::start(&ca, Listen::Tcp, WORKERS);
     let front = daemon.front.clone();
     let wanted = [

@@ -174,7 +174,8 @@ fn libfcgi_cgi_fcgi_as_the_web_server() {
         ("username", "libfcgi-user"),
         ("pubkey", &spkac),
         ("token", &page.token()),
-    ]));
+    ])
+    .with_param("HTTP_COOKIE", &page.cookie()));
     let cert = ca.check_cert(&reply.cert_der());
     assert_eq!(ca.status(&common::serial_of(&cert)), "Valid (V)");
     ca.assert_consistent(true);

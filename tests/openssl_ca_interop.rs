@@ -42,7 +42,16 @@ fn revoke_and_crl_by_openssl_ca_between_enrollments() {
     // A new user, through the running daemon and through CGI.
     let carol = serial_of_reply(&ca, &front.enroll_csr("carol", &csr));
     let dave = serial_of_reply(&ca, &cgi.enroll_csr("dave", &csr));
-    // alice has no valid certificate any more: her name is free, in both front ends.
+    // alice has no valid certificate any more, but the name is hers until released.
+    assert_eq!(front.enroll_csr("alice", &csr).status, 409);
+    assert_eq!(cgi.enroll_csr("Alice", &csr).status, 409);
+    let out = std::process::Command::new(common::bin())
+        .arg("--config")
+        .arg(&ca.conf)
+        .args(["release", "alice"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "release alice: {out:?}");
     let alice_again = serial_of_reply(&ca, &front.enroll_spkac("alice", &fixture("rsa2048.key")));
     // bob's is still valid: taken, in both.
     assert_eq!(front.enroll_csr("bob", &csr).status, 409);
@@ -133,9 +142,10 @@ fn username_taken_cgi() {
 }
 
 /// A user whose certificate has expired (a record written as `openssl ca` would have
-/// left it) may enroll again; one whose record is still valid may not.
+/// left it, `V` or `E`) still owns the name (issue 10 item 2) until `getacert release`;
+/// then it is free, compared without regard to case.
 #[test]
-fn an_expired_certificate_frees_the_name() {
+fn an_expired_certificate_keeps_the_name_until_released() {
     let ca = Ca::init_sequential();
     fs::write(
         ca.path("index.txt"),
@@ -147,7 +157,16 @@ fn an_expired_certificate_frees_the_name() {
     let csr = fixture_text("ec-p256.csr");
     for name in ["olduser", "OLDER"] {
         let reply = front.enroll_csr(name, &csr);
-        assert_eq!(reply.status, 200, "{name}: {reply:?}");
+        assert_eq!(reply.status, 409, "{name}, expired, not released: {reply:?}");
+        let out = std::process::Command::new(common::bin())
+            .arg("--config")
+            .arg(&ca.conf)
+            .args(["release", name])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "release {name}: {out:?}");
+        let reply = front.enroll_csr(name, &csr);
+        assert_eq!(reply.status, 200, "{name}, released: {reply:?}");
     }
     assert_eq!(front.enroll_csr("OldUser", &csr).status, 409);
     let index = ca.index();

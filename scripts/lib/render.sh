@@ -23,6 +23,7 @@
 #     R_GETACERT_PASS unix:/run/getacert/getacert.sock, e.g. unix:/tmp/x/g.sock or 127.0.0.1:9000
 #     R_PHP_SOCK      /run/php/php-fpm.sock
 #     R_BIN_DIR       /usr/local/bin (where the getacert program is)
+#     R_OCSP_LISTEN   127.0.0.1:8961, the loopback address of the OCSP responder
 #     R_CRL=yes       uncomments the CRL lines (SSLCARevocation*, ssl_crl)
 
 _r_pat() { printf '%s' "$1" | sed 's/[][\.*^$#]/\\&/g'; }
@@ -57,6 +58,7 @@ render() {
 	_r_sub unix:/run/getacert/getacert.sock GETACERT_PASS "${R_GETACERT_PASS:-}"
 	_r_sub /run/php/php-fpm.sock PHP_SOCK "${R_PHP_SOCK:-}"
 	_r_sub /usr/local/bin BIN_DIR "${R_BIN_DIR:-}"
+	_r_sub 127.0.0.1:8961 OCSP_LISTEN "${R_OCSP_LISTEN:-}"
 	if [ "${R_CRL:-}" = yes ]; then
 		printf '%s\n' 's/^\([[:space:]]*\)#\(SSLCARevocation\)/\1\2/' 's/^\([[:space:]]*\)#\(ssl_crl \)/\1\2/' >>"$_r_tmp.1"
 	fi

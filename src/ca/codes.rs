@@ -2,20 +2,37 @@
 //! for by a signed-in user) and recovery codes (issued by the admin). A code is 50
 //! random bits shown once as `XXXXX-XXXXX`; only an HMAC of it is stored, in
 //! `getacert.codes` beside index.txt, changed only under the database lock. A code is
-//! single use, expires, and allows a few wrong tries before it is void.
+//! single use and expires. A wrong guess never voids a code (that would let anyone lock a
+//! user out): wrong guesses are counted per (username, client address) in
+//! `getacert.code-tries`, and past [`FREE_TRIES`] each one doubles the wait before that
+//! client may guess again for that name ([`backoff`]).
 //!
-//! File format, one code a line: `user<TAB>hmac-hex<TAB>expires-unix<TAB>tries-left<TAB>kind`.
+//! File formats, one entry a line:
+//! `getacert.codes`: `user<TAB>hmac-hex<TAB>expires-unix<TAB>tries<TAB>kind` (the tries
+//! column is kept for older files and always written as [`MAX_TRIES`]);
+//! `getacert.code-tries`: `user<TAB>client<TAB>wrong-guesses<TAB>last-unix`.
 
 use std::path::{Path, PathBuf};
 
+use openssl::error::ErrorStack;
 use openssl::hash::MessageDigest;
 use openssl::pkey::PKey;
 use openssl::sign::Signer;
 
 use super::store::{Locked, StoreError};
 
-/// Wrong tries a code survives.
+/// The tries column of `getacert.codes` (no longer counted down).
 pub const MAX_TRIES: u32 = 5;
+
+/// Wrong guesses a client may make for one name before it has to wait.
+pub const FREE_TRIES: u32 = 3;
+
+/// Longest wait between guesses (seconds).
+const MAX_WAIT: i64 = 3600;
+
+/// Most (name, client) counters kept: past it the oldest are forgotten, so guesses from
+/// many addresses cannot grow the file (rewritten under the lock) without bound.
+const MAX_COUNTERS: usize = 10_000;
 
 /// Crockford's base32: no I, L, O, U.
 const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -38,7 +55,7 @@ impl CodeKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Redeemed {
     Accepted(CodeKind),
-    /// The code did not match; each live code of the user lost a try.
+    /// The code did not match.
     Wrong,
     /// The user has no live code.
     NoCode,
@@ -56,12 +73,23 @@ pub fn path_beside(database: &Path) -> PathBuf {
     database.parent().unwrap_or(Path::new(".")).join("getacert.codes")
 }
 
-/// A new code, formatted for people.
-pub fn new_code() -> String {
+fn tries_path(codes: &Path) -> PathBuf {
+    codes.with_file_name("getacert.code-tries")
+}
+
+/// A new code, formatted for people. A random-number failure is an error, never a
+/// guessable code.
+pub fn new_code() -> Result<String, StoreError> {
+    code_from(openssl::rand::rand_bytes)
+}
+
+/// A code from 50 bits that `fill` provides; its failure is the code's failure (a code
+/// of zeros, which the old `let _ = rand_bytes(..)` made, is never handed out).
+fn code_from(fill: impl FnOnce(&mut [u8]) -> Result<(), ErrorStack>) -> Result<String, StoreError> {
     let mut raw = [0u8; 10];
-    let _ = openssl::rand::rand_bytes(&mut raw);
+    fill(&mut raw).map_err(|e| StoreError::Crypto(format!("random code: {e}")))?;
     let chars: String = raw.iter().map(|b| ALPHABET[(b & 31) as usize] as char).collect();
-    format!("{}-{}", &chars[..5], &chars[5..])
+    Ok(format!("{}-{}", &chars[..5], &chars[5..]))
 }
 
 /// What a person typed, made comparable: case, dashes and spaces ignored, and the
@@ -78,7 +106,7 @@ pub fn normalize(typed: &str) -> String {
         .collect()
 }
 
-fn mac(secret: &[u8], user: &str, code: &str) -> String {
+fn mac(secret: &[u8], user: &str, code: &str) -> Result<String, StoreError> {
     let compute = || -> Result<Vec<u8>, openssl::error::ErrorStack> {
         let key = PKey::hmac(secret)?;
         let mut s = Signer::new(MessageDigest::sha256(), &key)?;
@@ -90,7 +118,7 @@ fn mac(secret: &[u8], user: &str, code: &str) -> String {
     };
     compute()
         .map(|m| m.iter().map(|b| format!("{b:02x}")).collect())
-        .unwrap_or_default()
+        .map_err(|e| StoreError::Crypto(format!("code HMAC: {e}")))
 }
 
 fn read(path: &Path) -> Result<Vec<Entry>, StoreError> {
@@ -129,8 +157,6 @@ fn read(path: &Path) -> Result<Vec<Entry>, StoreError> {
 fn write(locked: &Locked<'_>, path: &Path, entries: &[Entry], now: i64) -> Result<(), StoreError> {
     let text: String = entries
         .iter()
-        // A code voided by wrong tries is kept until it expires: it still reserves the
-        // username (see `has_live`), it just can no longer be used.
         .filter(|e| e.expires > now)
         .map(|e| {
             format!(
@@ -146,7 +172,9 @@ fn write(locked: &Locked<'_>, path: &Path, entries: &[Entry], now: i64) -> Resul
     locked.replace_file(path, text.as_bytes())
 }
 
-/// Makes and stores a new code for `user`, valid for `lifetime` seconds.
+/// Makes and stores a new code for `user`, valid for `lifetime` seconds. A new
+/// add-device code replaces the user's earlier ones (reloading the page that shows it
+/// must not leave several live codes); recovery codes stay, they are the admin's.
 pub fn issue(
     locked: &Locked<'_>,
     path: &Path,
@@ -157,10 +185,13 @@ pub fn issue(
     lifetime: i64,
 ) -> Result<String, StoreError> {
     let user = user.to_ascii_lowercase();
-    let code = new_code();
+    let code = new_code()?;
     let mut entries = read(path)?;
+    if kind == CodeKind::AddDevice {
+        entries.retain(|e| !(e.user == user && e.kind == CodeKind::AddDevice));
+    }
     entries.push(Entry {
-        mac: mac(secret, &user, &code),
+        mac: mac(secret, &user, &code)?,
         user,
         expires: now + lifetime,
         tries: MAX_TRIES,
@@ -170,16 +201,27 @@ pub fn issue(
     Ok(code)
 }
 
-/// True when `user` has an unexpired code, usable or voided by wrong tries: the
-/// username is then reserved for whoever holds the code (a recovery after
-/// `--revoke-all` must not free it for anyone, and neither may guessing the code).
+/// True when `user` has an unexpired code: the username is then reserved for whoever
+/// holds the code (a recovery code for a name never issued reserves it too).
 pub fn has_live(path: &Path, user: &str, now: i64) -> Result<bool, StoreError> {
     let user = user.to_ascii_lowercase();
     Ok(read(path)?.iter().any(|e| e.user == user && e.expires > now))
 }
 
-/// Checks `typed` against `user`'s live codes. A match is used up; a miss costs each
-/// of the user's codes a try.
+/// Removes every code of `user` (the name was released).
+pub fn void(locked: &Locked<'_>, path: &Path, user: &str, now: i64) -> Result<(), StoreError> {
+    let user = user.to_ascii_lowercase();
+    let mut entries = read(path)?;
+    let before = entries.len();
+    entries.retain(|e| e.user != user);
+    if entries.len() == before {
+        return Ok(());
+    }
+    write(locked, path, &entries, now)
+}
+
+/// Checks `typed` against `user`'s live codes. A match is used up; a miss changes
+/// nothing here (the caller counts it per client: [`record_guess`]).
 pub fn redeem(
     locked: &Locked<'_>,
     path: &Path,
@@ -190,25 +232,127 @@ pub fn redeem(
 ) -> Result<Redeemed, StoreError> {
     let user = user.to_ascii_lowercase();
     let mut entries = read(path)?;
-    let live = |e: &Entry| e.user == user && e.expires > now && e.tries > 0;
+    let live = |e: &Entry| e.user == user && e.expires > now;
     if !entries.iter().any(live) {
         return Ok(Redeemed::NoCode);
     }
-    let want = mac(secret, &user, typed);
+    let want = mac(secret, &user, typed)?;
     let hit = entries.iter().position(|e| {
         live(e) && want.len() == e.mac.len() && openssl::memcmp::eq(want.as_bytes(), e.mac.as_bytes())
     });
-    let result = match hit {
-        Some(i) => Redeemed::Accepted(entries.remove(i).kind),
-        None => {
-            for e in entries.iter_mut().filter(|e| live(e)) {
-                e.tries -= 1;
-            }
-            Redeemed::Wrong
+    match hit {
+        Some(i) => {
+            let kind = entries.remove(i).kind;
+            write(locked, path, &entries, now)?;
+            Ok(Redeemed::Accepted(kind))
+        }
+        None => Ok(Redeemed::Wrong),
+    }
+}
+
+struct Tries {
+    user: String,
+    client: String,
+    wrong: u32,
+    last: i64,
+}
+
+/// Seconds a client must wait after `wrong` wrong guesses: none for the first
+/// [`FREE_TRIES`], then 2, 4, 8 … up to an hour.
+fn wait_after(wrong: u32) -> i64 {
+    if wrong < FREE_TRIES {
+        0
+    } else {
+        (1i64 << (wrong - FREE_TRIES + 1).min(12)).min(MAX_WAIT)
+    }
+}
+
+fn read_tries(path: &Path) -> Result<Vec<Tries>, StoreError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => {
+            return Err(StoreError::Io {
+                path: path.to_path_buf(),
+                action: "read",
+                err,
+            });
         }
     };
-    write(locked, path, &entries, now)?;
-    Ok(result)
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let [user, client, wrong, last] = l.split('\t').collect::<Vec<_>>()[..] else {
+                return None;
+            };
+            Some(Tries {
+                user: user.to_string(),
+                client: client.to_string(),
+                wrong: wrong.parse().ok()?,
+                last: last.parse().ok()?,
+            })
+        })
+        .collect())
+}
+
+fn write_tries(locked: &Locked<'_>, path: &Path, all: &mut Vec<Tries>, now: i64) -> Result<(), StoreError> {
+    if all.len() > MAX_COUNTERS {
+        all.sort_by_key(|t| std::cmp::Reverse(t.last));
+        all.truncate(MAX_COUNTERS);
+    }
+    let text: String = all
+        .iter()
+        // Forgotten once the wait is over and a day has passed.
+        .filter(|t| t.last + wait_after(t.wrong).max(86400) > now)
+        .map(|t| format!("{}\t{}\t{}\t{}\n", t.user, t.client, t.wrong, t.last))
+        .collect();
+    locked.replace_file(path, text.as_bytes())
+}
+
+/// `Some(seconds)` when `client` guessed wrong too often for `user` and must wait.
+pub fn backoff(codes: &Path, user: &str, client: &str, now: i64) -> Result<Option<u64>, StoreError> {
+    let user = user.to_ascii_lowercase();
+    Ok(read_tries(&tries_path(codes))?
+        .iter()
+        .find(|t| t.user == user && t.client == client)
+        .map(|t| t.last + wait_after(t.wrong) - now)
+        .filter(|&w| w > 0)
+        .map(|w| w as u64))
+}
+
+/// Counts one wrong guess by `client` for `user`, or forgets `user`'s counters after
+/// a right one (`right`).
+pub fn record_guess(
+    locked: &Locked<'_>,
+    codes: &Path,
+    user: &str,
+    client: &str,
+    right: bool,
+    now: i64,
+) -> Result<(), StoreError> {
+    let user = user.to_ascii_lowercase();
+    let path = tries_path(codes);
+    let mut all = read_tries(&path)?;
+    if right {
+        if !all.iter().any(|t| t.user == user) {
+            return Ok(());
+        }
+        all.retain(|t| t.user != user);
+    } else {
+        match all.iter_mut().find(|t| t.user == user && t.client == client) {
+            Some(t) => {
+                t.wrong = t.wrong.saturating_add(1);
+                t.last = now;
+            }
+            None => all.push(Tries {
+                user,
+                client: client.to_string(),
+                wrong: 1,
+                last: now,
+            }),
+        }
+    }
+    write_tries(locked, &path, &mut all, now)
 }
 
 #[cfg(test)]
@@ -216,16 +360,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn code_random_or_hmac_failure_is_an_error() {
+        // Issue 9, item 6: the failure injected for real, the random source and the key.
+        assert!(code_from(|_| Err(ErrorStack::get())).is_err());
+        assert!(PKey::hmac(&[]).is_err(), "OpenSSL refuses an empty HMAC key");
+        assert!(mac(&[], "alice", "ABCDE-FGHJK").is_err());
+    }
+
+    #[test]
     fn codes_are_50_bits_and_forgiving_to_type() {
-        let c = new_code();
+        let c = new_code().unwrap();
         assert_eq!(c.len(), 11);
         assert_eq!(&c[5..6], "-");
         assert!(c.bytes().filter(|b| *b != b'-').all(|b| ALPHABET.contains(&b)));
         assert_eq!(normalize(" abcd-eoil "), "ABCDE011");
         assert_eq!(
-            mac(b"k", "alice", "ABCDE-FGHJK"),
-            mac(b"k", "alice", "abcde fghjk")
+            mac(b"k", "alice", "ABCDE-FGHJK").unwrap(),
+            mac(b"k", "alice", "abcde fghjk").unwrap()
         );
-        assert_ne!(mac(b"k", "alice", "ABCDE-FGHJK"), mac(b"k", "bob", "ABCDE-FGHJK"));
+        assert_ne!(
+            mac(b"k", "alice", "ABCDE-FGHJK").unwrap(),
+            mac(b"k", "bob", "ABCDE-FGHJK").unwrap()
+        );
+    }
+
+    #[test]
+    fn guesses_wait_longer_and_longer() {
+        let waits: Vec<i64> = (0..16).map(wait_after).collect();
+        assert_eq!(&waits[..6], &[0, 0, 0, 2, 4, 8]);
+        assert_eq!(waits[15], MAX_WAIT);
     }
 }

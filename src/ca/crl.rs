@@ -34,7 +34,7 @@ pub fn reason_name(given: &str) -> Option<&'static str> {
         .map(|(n, _)| *n)
 }
 
-fn reason_code(name: &str) -> Option<i32> {
+pub fn reason_code(name: &str) -> Option<i32> {
     REASONS
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -111,8 +111,16 @@ pub fn crlnumber_path(config: &Config) -> PathBuf {
 }
 
 /// Makes a CRL of every revoked record, signed by the CA, valid for `default_crl_days`,
-/// numbered from the crlnumber file (which is advanced durably). Returns the PEM.
-pub fn generate(locked: &mut Locked<'_>, config: &Config, ca: &Ca, now: i64) -> Result<Vec<u8>, CrlError> {
+/// numbered from the crlnumber file (which is advanced durably). Returns the PEM, and
+/// writes it to the configured CRL file too when `to_crl_file` is set (`getacert crl
+/// --out FILE` writes only FILE).
+pub fn generate(
+    locked: &mut Locked<'_>,
+    config: &Config,
+    ca: &Ca,
+    now: i64,
+    to_crl_file: bool,
+) -> Result<Vec<u8>, CrlError> {
     let sign_err = |e: openssl::error::ErrorStack| CrlError::Sign(e.to_string());
     let mut entries = Vec::new();
     for r in locked.records()? {
@@ -146,7 +154,7 @@ pub fn generate(locked: &mut Locked<'_>, config: &Config, ca: &Ca, now: i64) -> 
         make_crl(&ca.cert, ca.key(), ca.digest(config), &last, &next, &bn, &entries).map_err(sign_err)?;
     let pem = crl.to_pem().map_err(sign_err)?;
     locked.replace_file(&numfile, format!("{}\n", index::serial_next(&number)).as_bytes())?;
-    if let Some(out) = &config.paths.crl_file {
+    if let Some(out) = config.paths.crl_file.as_ref().filter(|_| to_crl_file) {
         locked.replace_file(out, &pem)?;
     }
     Ok(pem)

@@ -196,6 +196,35 @@ pub fn oneline_escape(value: &str) -> String {
     out
 }
 
+/// The value [`oneline_escape`] (or `X509_NAME_oneline`) wrote, with `\xHH` turned back
+/// into bytes; bytes that are not UTF-8 become U+FFFD (no username has one).
+pub fn oneline_unescape(value: &str) -> String {
+    if !value.contains("\\x") {
+        return value.to_string();
+    }
+    let b = value.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b.get(i + 2..i + 4).and_then(|h| std::str::from_utf8(h).ok());
+        match (
+            b[i],
+            b.get(i + 1),
+            hex.and_then(|h| u8::from_str_radix(h, 16).ok()),
+        ) {
+            (b'\\', Some(b'x'), Some(v)) => {
+                out.push(v);
+                i += 4;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Upper-case hex without leading zeros (but at least two digits), padded to even
 /// length as OpenSSL's `i2a_ASN1_INTEGER` writes serials. `None` unless hex.
 pub fn normalize_serial(s: &str) -> Option<String> {

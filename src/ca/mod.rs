@@ -4,5 +4,7 @@
 pub mod codes;
 pub mod crl;
 pub mod index;
+pub mod ocsp;
 pub mod sign;
+pub mod status;
 pub mod store;

@@ -12,7 +12,8 @@ use openssl::error::ErrorStack;
 use openssl::nid::Nid;
 use openssl::pkey::{Id, PKey, PKeyRef, Private, Public};
 use openssl::x509::extension::{
-    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectKeyIdentifier,
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
+    SubjectKeyIdentifier,
 };
 use openssl::x509::{X509, X509Name, X509NameBuilder, X509Ref};
 
@@ -223,7 +224,9 @@ pub struct Issued {
 /// `config.days`, with either the ca.conf `x509_extensions` section (applied by OpenSSL
 /// as `openssl ca` applies it) or getacert's profile: basicConstraints CA:FALSE
 /// (critical), keyUsage digitalSignature (+ keyEncipherment for RSA), extendedKeyUsage
-/// clientAuth, subject and authority key identifiers. Nothing comes from the request
+/// clientAuth, subject and authority key identifiers. An emailAddress in the subject is
+/// also a subjectAltName rfc822Name (RFC 5280 4.1.2.6), under either profile unless the
+/// `x509_extensions` section sets subjectAltName itself. Nothing comes from the request
 /// but the public key.
 pub fn issue(
     config: &Config,
@@ -251,6 +254,18 @@ pub fn issue(
     b.set_not_after(&until)?;
     let public_key = legacy_key(public_key)?;
     b.set_pubkey(&public_key)?;
+    let email = subject
+        .entries_by_nid(Nid::PKCS9_EMAILADDRESS)
+        .next()
+        .map(|e| e.data().as_slice().to_vec());
+    if let Some(email) = email.filter(|_| !config.x509_extensions_san)
+        && let Ok(email) = String::from_utf8(email)
+    {
+        let san = SubjectAlternativeName::new()
+            .email(&email)
+            .build(&b.x509v3_context(Some(&ca.cert), None))?;
+        b.append_extension(san)?;
+    }
     if config.x509_extensions.is_none() {
         b.append_extension(BasicConstraints::new().critical().build()?)?;
         let mut ku = KeyUsage::new();

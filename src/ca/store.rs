@@ -6,11 +6,18 @@
 //! and fsyncs it; the serial file is replaced by write-new + rename + directory fsync
 //! *before* the serial is used, so a crash can waste a serial but never reuse one.
 //!
-//! An in-memory view of index.txt answers "is this username taken" without reading the
-//! file. It is refreshed each time the lock is taken: the tail appended by another
+//! An in-memory view of index.txt answers "is this username known" without reading the
+//! file. A name is known from its first certificate on, whatever became of it (revoked,
+//! expired), until an admin releases it (`getacert release`): the released serials are
+//! listed in `getacert.released` beside index.txt, one `SERIAL<TAB>NAME<TAB>UNIX-TIME`
+//! line each, appended under the same lock. `openssl ca` never reads that file, and an
+//! admin may add lines by hand (under `flock index.txt.lock`); a released name whose
+//! serials are all listed is free again.
+//!
+//! The view is refreshed each time the lock is taken: the tail appended by another
 //! process is read, and the whole file is reloaded when it was replaced (an admin ran
-//! `openssl ca -revoke`). The view keeps 64-bit keyed hashes of names, not the names,
-//! so a million records fit in a few tens of MiB.
+//! `openssl ca -revoke`) or getacert.released changed. The view keeps 64-bit keyed
+//! hashes of names, not the names, so a million records fit in a few tens of MiB.
 //!
 //! This module does not build or sign certificates: see `ca::sign`.
 
@@ -48,6 +55,8 @@ pub enum StoreError {
     },
     /// No free serial found (every candidate already has a newcerts file).
     SerialsExhausted(PathBuf),
+    /// The random-number generator or an HMAC failed: nothing was written.
+    Crypto(String),
 }
 
 impl StoreError {
@@ -66,7 +75,8 @@ impl StoreError {
             StoreError::Io { err, .. } => matches!(err.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)),
             StoreError::BadIndexLine { .. }
             | StoreError::BadSerialFile { .. }
-            | StoreError::SerialsExhausted(_) => false,
+            | StoreError::SerialsExhausted(_)
+            | StoreError::Crypto(_) => false,
         }
     }
 }
@@ -81,6 +91,7 @@ impl fmt::Display for StoreError {
                 write!(f, "{}: {content:?} is not a hexadecimal serial", path.display())
             }
             StoreError::SerialsExhausted(p) => write!(f, "{}: no unused serial found", p.display()),
+            StoreError::Crypto(what) => write!(f, "{what}"),
         }
     }
 }
@@ -95,8 +106,13 @@ struct View {
     /// Bytes of index.txt already read into the view.
     len: u64,
     records: usize,
-    /// Hash of the lower-cased escaped CN → latest notAfter of its `V` records.
+    /// Hash of the CN's comparison key → latest notAfter of its `V` records, or
+    /// `i64::MIN` when it has only revoked or expired ones. Every name with a record
+    /// not released is here: it belongs to its account.
     users: HashMap<u64, i64>,
+    /// Hashes of released serials, and (len, mtime, inode) of the file they came from.
+    released: HashSet<u64>,
+    released_stamp: (u64, i64, u64),
     /// Hash of the whole subject → latest notAfter of its `V` records (unique_subject).
     subjects: HashMap<u64, i64>,
     /// Hashes of revoked serials.
@@ -108,6 +124,8 @@ pub struct Store {
     paths: CaPaths,
     rand_serial: bool,
     unique_subject: bool,
+    /// `allow_non_ascii`: names are compared by their Unicode comparison key.
+    unicode_names: bool,
     lock_timeout: Duration,
     hasher: RandomState,
     view: Mutex<Option<View>>,
@@ -217,6 +235,7 @@ impl Store {
             paths: config.paths.clone(),
             rand_serial: config.rand_serial,
             unique_subject: config.unique_subject,
+            unicode_names: config.allow_non_ascii,
             lock_timeout: config.lock_timeout,
             hasher: RandomState::new(),
             view: Mutex::new(None),
@@ -238,9 +257,21 @@ impl Store {
         &self.paths
     }
 
-    /// The view's key for a username: a keyed hash of its escaped, ASCII-lower-cased
-    /// form, computed without allocating.
+    /// Where released serials are listed: `getacert.released` beside index.txt.
+    pub fn released_path(&self) -> PathBuf {
+        parent(&self.paths.database).join("getacert.released")
+    }
+
+    /// The view's key for a username: a keyed hash of its comparison key
+    /// ([`crate::enroll::username::comparison_key`]); for ASCII-only sites, of the
+    /// escaped, ASCII-lower-cased form, computed without allocating.
     fn user_key(&self, escaped_cn: &str) -> u64 {
+        if self.unicode_names {
+            let name = index::oneline_unescape(escaped_cn);
+            return self
+                .hasher
+                .hash_one(crate::enroll::username::comparison_key(&name, true));
+        }
         let mut h = self.hasher.build_hasher();
         for b in escaped_cn.bytes() {
             h.write_u8(b.to_ascii_lowercase());
@@ -336,7 +367,7 @@ impl Store {
 /// Calls `f` with each complete line of `path` from byte `offset`, numbered from 1 at
 /// `offset`. Returns the offset after the last complete line and whether bytes without
 /// a final newline follow it.
-fn for_each_line(
+pub(super) fn for_each_line(
     path: &Path,
     offset: u64,
     mut f: impl FnMut(usize, &str) -> Result<(), StoreError>,
@@ -390,13 +421,21 @@ fn parent(path: &Path) -> &Path {
 impl View {
     fn add(&mut self, store: &Store, r: &Line<'_>) {
         self.records += 1;
+        let released = !self.released.is_empty()
+            && index::normalize_serial(r.serial)
+                .is_some_and(|s| self.released.contains(&store.hasher.hash_one(&s)));
+        if !released && let Some(cn) = r.common_name() {
+            let exp = if r.status == Status::Valid {
+                r.expires_unix
+            } else {
+                i64::MIN
+            };
+            let e = self.users.entry(store.user_key(cn)).or_insert(exp);
+            *e = (*e).max(exp);
+        }
         match r.status {
             Status::Valid => {
                 let exp = r.expires_unix;
-                if let Some(cn) = r.common_name() {
-                    let e = self.users.entry(store.user_key(cn)).or_insert(exp);
-                    *e = (*e).max(exp);
-                }
                 if store.unique_subject {
                     let e = self
                         .subjects
@@ -427,8 +466,19 @@ impl Locked<'_> {
         let store = self.store;
         let path = &store.paths.database;
         let meta = fs::metadata(path).map_err(|e| StoreError::io(path, "stat", e))?;
+        let released_path = store.released_path();
+        let released_stamp = match fs::metadata(&released_path) {
+            Ok(m) => (m.len(), m.mtime_nsec() ^ (m.mtime() << 30), m.ino()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => (0, 0, 0),
+            Err(e) => return Err(StoreError::io(&released_path, "stat", e)),
+        };
         let fresh = match self.view.as_ref() {
-            Some(v) => v.ino != meta.ino() || v.dev != meta.dev() || meta.len() < v.len,
+            Some(v) => {
+                v.ino != meta.ino()
+                    || v.dev != meta.dev()
+                    || meta.len() < v.len
+                    || v.released_stamp != released_stamp
+            }
             None => true,
         };
         if fresh {
@@ -438,8 +488,17 @@ impl Locked<'_> {
             let mut view = View {
                 dev: meta.dev(),
                 ino: meta.ino(),
+                released_stamp,
                 ..View::default()
             };
+            if released_stamp != (0, 0, 0) {
+                for_each_line(&released_path, 0, |_, line| {
+                    if let Some(s) = line.split('\t').next().and_then(index::normalize_serial) {
+                        view.released.insert(store.hasher.hash_one(&s));
+                    }
+                    Ok(())
+                })?;
+            }
             view.users.reserve(expected);
             if store.unique_subject {
                 view.subjects.reserve(expected);
@@ -505,11 +564,39 @@ impl Locked<'_> {
             .unwrap_or_else(|| EMPTY.get_or_init(View::default))
     }
 
-    /// True when `username` has a valid (`V`, not expired) certificate. Compared without
-    /// regard to ASCII case, so `Alice` cannot be issued next to `alice`.
-    pub fn username_taken(&self, username: &str, now: i64) -> bool {
+    /// True when `username` was ever issued and not released since: it belongs to its
+    /// account, whether its certificates are valid, revoked or expired. Compared by the
+    /// comparison key, so `Alice` cannot be issued next to `alice`.
+    pub fn username_known(&self, username: &str) -> bool {
         let key = self.store.user_key(&index::oneline_escape(username));
-        self.view().users.get(&key).is_some_and(|&exp| exp > now)
+        self.view().users.contains_key(&key)
+    }
+
+    /// True when the CN `cn` (as index.txt writes it) and `username` name one account.
+    pub fn same_name(&self, cn: &str, username: &str) -> bool {
+        self.store.user_key(cn) == self.store.user_key(&index::oneline_escape(username))
+    }
+
+    /// Lists `serials` as released (appended to `getacert.released`, fsynced) and
+    /// reloads the view: a name whose every serial is listed is free again.
+    pub fn release(&mut self, name: &str, serials: &[String], now: i64) -> Result<(), StoreError> {
+        let path = self.store.released_path();
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o644)
+            .open(&path)
+            .map_err(|e| StoreError::io(&path, "open", e))?;
+        let text: String = serials
+            .iter()
+            .map(|s| format!("{s}\t{}\t{now}\n", index::oneline_escape(name)))
+            .collect();
+        f.write_all(text.as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(|e| StoreError::io(&path, "append to", e))?;
+        fsync_dir(parent(&path))?;
+        *self.view = None;
+        self.refresh()
     }
 
     /// With `unique_subject = yes`: true when this exact subject has a valid certificate.

@@ -34,7 +34,14 @@ fn named_curve(key: &PKeyRef<Public>) -> Option<Nid> {
 
 pub fn describe(key: &PKeyRef<Public>) -> String {
     match key.id() {
-        Id::RSA => format!("RSA-{}", key.bits()),
+        Id::RSA => match key
+            .rsa()
+            .ok()
+            .and_then(|r| r.e().to_dec_str().ok().map(|e| e.to_string()))
+        {
+            Some(e) if e != "65537" && e.len() <= 20 => format!("RSA-{} with e = {e}", key.bits()),
+            _ => format!("RSA-{}", key.bits()),
+        },
         Id::EC => match named_curve(key) {
             Some(nid) => match curve_name(nid) {
                 "an unsupported curve" => format!("EC {}", nid.short_name().unwrap_or("unknown")),
@@ -67,10 +74,29 @@ pub fn accepted(policy: &KeyPolicy) -> String {
     parts.join(", ")
 }
 
+/// An RSA public exponent worth certifying: odd, at least 65537 and below 2^256 (as
+/// NIST SP 800-56B asks; e = 1 signs nothing, e = 3 invites broadcast attacks).
+fn rsa_exponent_ok(key: &PKeyRef<Public>) -> bool {
+    let Ok(rsa) = key.rsa() else { return false };
+    let e = rsa.e();
+    let Ok(min) = openssl::bn::BigNum::from_u32(65537) else {
+        return false;
+    };
+    e.is_bit_set(0) && e >= &*min && e.num_bits() <= 256
+}
+
+/// Checks the key against the policy. Both ways a request's key arrives (the fast DER
+/// reader and OpenSSL's decoder) end here, so every key passes the same checks,
+/// OpenSSL's own public-key check among them.
 pub fn check(key: &PKeyRef<Public>, policy: &KeyPolicy) -> Result<AcceptedKey, KeyRefused> {
     let description = describe(key);
     let ok = match key.id() {
-        Id::RSA => policy.rsa && (policy.rsa_min_bits..=policy.rsa_max_bits).contains(&key.bits()),
+        Id::RSA => {
+            policy.rsa
+                && (policy.rsa_min_bits..=policy.rsa_max_bits).contains(&key.bits())
+                && rsa_exponent_ok(key)
+                && crate::ffi::openssl::public_key_check(key)
+        }
         Id::EC => named_curve(key).is_some_and(|nid| policy.ec_curves.contains(&nid)),
         Id::ED25519 => policy.ed25519,
         _ => false,

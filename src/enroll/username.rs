@@ -3,6 +3,8 @@
 //! distinguished name or of index.txt can never pass.
 
 use regex::Regex;
+use unicode_normalization::UnicodeNormalization;
+use unicode_security::{GeneralSecurityProfile, MixedScript};
 
 /// A username that passed the rule. Only [`Username::parse`] makes one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +17,8 @@ pub enum UsernameError {
     /// A character that is never allowed (control, whitespace, DN or index separators).
     ForbiddenChar(char),
     NonAscii,
+    /// Letters of more than one script ("аlice" with a Cyrillic а): UTS #39 mixed script.
+    MixedScript,
     RuleMismatch,
 }
 
@@ -39,10 +43,24 @@ impl Username {
         if !allow_non_ascii && !raw.is_ascii() {
             return Err(UsernameError::NonAscii);
         }
-        if !rule.is_match(raw) {
+        // One spelling per name: NFC, so "zoë" typed as e + U+0308 is the same name.
+        let name: String = if raw.is_ascii() {
+            raw.to_string()
+        } else {
+            raw.nfc().collect()
+        };
+        // Beyond ASCII, only what UTS #39's General Security Profile allows in
+        // identifiers: no invisible joiners, bidi overrides or obsolete forms.
+        if let Some(c) = name.chars().find(|c| !c.is_ascii() && !c.identifier_allowed()) {
+            return Err(UsernameError::ForbiddenChar(c));
+        }
+        if !name.is_single_script() {
+            return Err(UsernameError::MixedScript);
+        }
+        if !rule.is_match(&name) {
             return Err(UsernameError::RuleMismatch);
         }
-        Ok(Username(raw.to_string()))
+        Ok(Username(name))
     }
 
     pub fn as_str(&self) -> &str {
@@ -54,6 +72,18 @@ impl Username {
     pub(crate) fn config_probe() -> Username {
         Username("probe".to_string())
     }
+}
+
+/// The form two usernames are compared in: ASCII case folded when only ASCII names are
+/// allowed; with `allow_non_ascii`, NFC, full Unicode case folding, then the UTS #39
+/// confusable skeleton, so "Zoë" (either spelling), "ZOË" and a Cyrillic look-alike
+/// of "alice" all meet the name they imitate.
+pub fn comparison_key(name: &str, unicode: bool) -> String {
+    if !unicode {
+        return name.to_ascii_lowercase();
+    }
+    let folded = caseless::default_case_fold_str(&name.nfc().collect::<String>());
+    unicode_security::skeleton(&folded).collect()
 }
 
 /// An email address that passed a conservative check (ASCII, one `@`, a dotted domain,
@@ -114,6 +144,7 @@ mod tests {
             ("a\\b", Err(UsernameError::ForbiddenChar('\\'))),
             ("al\u{FFFD}ce", Err(UsernameError::ForbiddenChar('\u{FFFD}'))),
             ("alicé", Err(UsernameError::NonAscii)),
+            ("аlice", Err(UsernameError::NonAscii)),
             (".alice", Err(UsernameError::RuleMismatch)),
             ("-alice", Err(UsernameError::RuleMismatch)),
             ("al!ce", Err(UsernameError::RuleMismatch)),
@@ -123,6 +154,22 @@ mod tests {
             let got = Username::parse(raw, &rule, false).map(|_| ());
             assert_eq!(&got, want, "{raw:?}");
         }
+    }
+
+    #[test]
+    fn non_ascii_beyond_the_general_security_profile_is_refused() {
+        let any = Regex::new("^.+$").unwrap();
+        for (name, c) in [("ali\u{200D}ce", '\u{200D}'), ("\u{202E}ecila", '\u{202E}')] {
+            assert_eq!(
+                Username::parse(name, &any, true),
+                Err(UsernameError::ForbiddenChar(c))
+            );
+        }
+        assert_eq!(
+            Username::parse("\u{430}lice", &any, true),
+            Err(UsernameError::MixedScript)
+        );
+        assert!(Username::parse("zoe\u{308}", &any, true).is_ok_and(|u| u.as_str() == "zoë"));
     }
 
     #[test]

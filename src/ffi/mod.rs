@@ -3,6 +3,7 @@
 //! Nothing here makes policy decisions.
 
 pub mod flock;
+pub mod ocsp;
 pub mod openssl;
 pub mod privs;
 pub mod sock;

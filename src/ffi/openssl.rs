@@ -343,3 +343,23 @@ fn cvt_p<T>(p: *mut T) -> Result<*mut T, ErrorStack> {
         Ok(p)
     }
 }
+
+/// OpenSSL's own check of a public key (`EVP_PKEY_public_check`): for RSA, that the
+/// modulus and exponent are sane (odd, in range, the modulus not small-factored); for
+/// EC, that the point is on the curve. `false` on any failure.
+pub fn public_key_check(key: &PKeyRef<Public>) -> bool {
+    // SAFETY: key is a valid EVP_PKEY for the borrow; the context takes its own
+    // reference (a null engine is allowed), is checked for null before use, and is
+    // freed here. The error queue is cleared so a refusal leaves nothing behind.
+    unsafe {
+        let ctx = sys::EVP_PKEY_CTX_new(key.as_ptr(), ptr::null_mut());
+        if ctx.is_null() {
+            sys::ERR_clear_error();
+            return false;
+        }
+        let ok = sys::EVP_PKEY_public_check(ctx) == 1;
+        sys::EVP_PKEY_CTX_free(ctx);
+        sys::ERR_clear_error();
+        ok
+    }
+}

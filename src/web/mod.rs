@@ -7,6 +7,7 @@
 pub mod cgi;
 pub mod fastcgi;
 pub mod page;
+pub mod qr;
 pub mod server;
 
 /// One request as the web server handed it over: CGI/FastCGI parameters kept as raw

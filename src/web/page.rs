@@ -4,7 +4,6 @@
 
 use crate::app::{App, Identity};
 use crate::ca::index::{Record, Status};
-use crate::token::Purpose;
 use crate::web::{Request, Response};
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -23,6 +22,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "pkix.js",
         "text/javascript; charset=utf-8",
         include_str!("../../assets/pkix.js"),
+    ),
+    (
+        "platform.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/platform.js"),
     ),
     (
         "enroll.css",
@@ -50,7 +54,10 @@ pub fn escape(s: &str) -> String {
 fn secure_headers(resp: Response) -> Response {
     resp.with_header("Content-Security-Policy", CSP)
         .with_header("X-Content-Type-Options", "nosniff")
-        .with_header("Referrer-Policy", "no-referrer")
+        // same-origin, not no-referrer: under no-referrer a browser sends `Origin: null`
+        // with the page's own form posts (Firefox does), and every POST with a null
+        // Origin is refused as cross-site. Other sites still get no referrer.
+        .with_header("Referrer-Policy", "same-origin")
         .with_header("X-Frame-Options", "DENY")
 }
 
@@ -98,8 +105,9 @@ pub fn serve_get(app: &App, req: &Request) -> Response {
             .with_header("Retry-After", "5");
         }
     };
-    if query_param(req, "enroll").is_none()
-        && let Some(who) = who
+    let enroll = query_param(req, "enroll");
+    if enroll.is_none()
+        && let Some(who) = &who
     {
         let devices = app
             .store
@@ -107,7 +115,7 @@ pub fn serve_get(app: &App, req: &Request) -> Response {
             .map_err(|e| e.to_string())
             .and_then(|l| app.devices(&l, &who.username).map_err(|e| e.to_string()));
         return match devices {
-            Ok(devices) => account_page(app, req, &who, &devices, None, None),
+            Ok(devices) => account_page(app, req, who, &devices, None, None),
             Err(e) => {
                 log::error!("listing the devices of {}: {e}", who.username);
                 Response::new(
@@ -119,15 +127,89 @@ pub fn serve_get(app: &App, req: &Request) -> Response {
             }
         };
     }
+    // The form token is this requester's: the certificate presented (`?enroll=...` while
+    // signed in), else a cookie set now.
+    let tokens = match &who {
+        Some(who) => app.account_token(who).map(|t| (t, None)),
+        None => app.anonymous_token(req),
+    }
+    .and_then(|(token, cookie)| Ok((token, cookie, app.make_challenge()?)));
+    let (token, cookie, challenge) = match tokens {
+        Ok(t) => t,
+        Err(e) => return token_failure(&e),
+    };
+    let signed_in = who
+        .as_ref()
+        .map(|who| signed_in_notice(&action(req), &who.username, enroll.as_deref() == Some("renew")))
+        .unwrap_or_default();
+    let username = who.as_ref().map(|w| w.username.as_str()).unwrap_or("");
     let html = PAGE
         .replace("{{ACTION}}", &escape(&action(req)))
-        .replace("{{TOKEN}}", &escape(&app.make_token(Purpose::Form)))
-        .replace("{{CHALLENGE}}", &escape(&app.make_token(Purpose::Challenge)))
+        .replace("{{TOKEN}}", &escape(&token))
+        .replace("{{CHALLENGE}}", &escape(&challenge))
         .replace("{{AUTH_URL}}", &escape(&app.config.auth_url))
-        .replace("{{CA_NAME}}", &escape(&ca_name(app)));
-    secure_headers(
-        Response::new(200, "text/html; charset=utf-8", html.into_bytes())
-            .with_header("Cache-Control", "no-store"),
+        .replace("{{CA_NAME}}", &escape(&site_name(app)))
+        // last: what the visitor's username brings in is never read as a placeholder
+        .replace("{{USERNAME}}", &escape(username))
+        .replace("{{SIGNED_IN}}", &signed_in);
+    let mut resp = Response::new(200, "text/html; charset=utf-8", html.into_bytes())
+        .with_header("Cache-Control", "no-store");
+    if let Some(c) = cookie {
+        resp = resp.with_header("Set-Cookie", &c);
+    }
+    secure_headers(resp)
+}
+
+/// The absolute link that opens the enrollment page on a new device with `username` and
+/// `code` filled in (by enroll.js, from the fragment). The host comes from the request
+/// (`HTTP_HOST`, plus `SERVER_PORT` when the host has none and it is not 443); `None`
+/// when the host does not look like one. Only the signed-in visitor sees the link.
+fn add_device_link(req: &Request, username: &str, code: &str) -> Option<String> {
+    let host = req.param_str("HTTP_HOST")?;
+    let name_ok = |h: &str| {
+        !h.is_empty()
+            && h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']' | ':'))
+    };
+    if !name_ok(host) {
+        return None;
+    }
+    let has_port = host
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
+        && !host.ends_with(']');
+    let port = req
+        .param_str("SERVER_PORT")
+        .filter(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()) && *p != "443");
+    let authority = match (has_port, port) {
+        (false, Some(p)) => format!("{host}:{p}"),
+        _ => host.to_string(),
+    };
+    let fragment = form_urlencoded::Serializer::new(String::new())
+        .append_pair("username", username)
+        .append_pair("code", code)
+        .finish();
+    Some(format!("https://{authority}{}?enroll=1#{fragment}", action(req)))
+}
+
+/// What the enrollment page says to a visitor who is signed in (`?enroll=1` from the
+/// account page, `?enroll=renew` to renew): whose account the new certificate is for.
+/// Renewing never revokes the current certificate: it keeps working until the visitor
+/// revokes it on the account page, so an import that fails locks nobody out.
+fn signed_in_notice(action: &str, username: &str, renew: bool) -> String {
+    let user = escape(username);
+    let what = if renew {
+        format!(
+            "<strong>Renewing</strong> the certificate of <strong>{user}</strong>. \
+             Your current certificate keeps working until you revoke it on your devices page."
+        )
+    } else {
+        format!("<strong>Adding a device</strong> for <strong>{user}</strong>.")
+    };
+    format!(
+        "<p id=\"signed-in\" class=\"notice\" role=\"status\">{what} \
+         <a href=\"{}\">Back to your devices</a></p>",
+        escape(action)
     )
 }
 
@@ -142,7 +224,11 @@ pub fn error_page(status: u16, message: &str) -> String {
     )
 }
 
-fn ca_name(app: &App) -> String {
+/// `site_name` from `[getacert]`, else the CA certificate's common name.
+fn site_name(app: &App) -> String {
+    if let Some(name) = &app.config.site_name {
+        return name.clone();
+    }
     app.ca
         .cert
         .subject_name()
@@ -163,6 +249,17 @@ fn date(unix: i64) -> String {
     format!("{y}-{}-{}", &rest[0..2], &rest[2..4])
 }
 
+/// A form token or challenge could not be made (the HMAC failed): no page, since a page
+/// without a working token is a form that cannot be sent.
+fn token_failure(e: &crate::app::Refusal) -> Response {
+    log::error!("{e:?} while making the page's tokens");
+    Response::new(
+        500,
+        "text/plain; charset=utf-8",
+        b"Something went wrong on the server. The administrator can find the details in the log.\n".to_vec(),
+    )
+}
+
 /// The page a signed-in user sees: who they are, their devices (revoke any other one),
 /// and an add-device code when they asked for one (shown this once).
 pub fn account_page(
@@ -174,7 +271,10 @@ pub fn account_page(
     code: Option<&str>,
 ) -> Response {
     let action = escape(&action(req));
-    let token = escape(&app.make_token(Purpose::Form));
+    let token = match app.account_token(who) {
+        Ok(t) => escape(&t),
+        Err(e) => return token_failure(&e),
+    };
     let now = crate::app::now();
     let mut list = String::new();
     for r in devices {
@@ -191,11 +291,16 @@ pub fn account_page(
             date(r.expires_unix())
         ));
         if live && !this {
+            // A second step, without script: the button that revokes names the device.
             list.push_str(&format!(
-                "<form method=\"post\" action=\"{action}\"><input type=\"hidden\" name=\"token\" value=\"{token}\">\
-                 <input type=\"hidden\" name=\"action\" value=\"revoke\"><input type=\"hidden\" name=\"serial\" value=\"{}\">\
-                 <button class=\"button\" type=\"submit\">Revoke</button></form>",
-                escape(&r.serial)
+                "<details class=\"revoke\"><summary class=\"button\">Revoke…</summary>\
+                 <form method=\"post\" action=\"{action}\"><input type=\"hidden\" name=\"token\" value=\"{token}\">\
+                 <input type=\"hidden\" name=\"action\" value=\"revoke\"><input type=\"hidden\" name=\"serial\" value=\"{serial}\">\
+                 <p>The device with certificate <strong>{serial}</strong> (expires {expires}) will no longer sign in. \
+                 This cannot be undone.</p>\
+                 <button class=\"button danger\" type=\"submit\">Revoke certificate {serial}</button></form></details>",
+                serial = escape(&r.serial),
+                expires = date(r.expires_unix())
             ));
         }
         list.push_str("</li>\n");
@@ -203,12 +308,37 @@ pub fn account_page(
     let notice = notice
         .map(|n| format!("<p class=\"notice\" role=\"status\">{}</p>", escape(n)))
         .unwrap_or_default();
+    let live = devices
+        .iter()
+        .filter(|r| r.effective_status(now) == Status::Valid)
+        .count();
+    let nudge = if live <= 1 {
+        "<p class=\"warn\" id=\"one-device\">This is your only device. Add a second device so that \
+         losing this one does not lock you out.</p>"
+    } else {
+        ""
+    };
     let code = code
         .map(|c| {
+            // The link opens the enrollment page on the new device with the username and
+            // the code filled in; both ride in the fragment, which no server log sees.
+            let qr = add_device_link(req, &who.username, c)
+                .and_then(|link| crate::web::qr::svg_data_uri(&link).map(|img| (link, img)))
+                .map(|(link, img)| {
+                    format!(
+                        "<p class=\"qr\"><img id=\"add-device-qr\" src=\"{}\" width=\"240\" height=\"240\" \
+                         alt=\"QR code of a link that opens this page on the new device with your username and the code\"></p>\
+                         <p class=\"hint\">Or scan this with the new device's camera: it opens this page there with \
+                         everything filled in. <a id=\"add-device-link\" href=\"{}\">The link</a> works once, like the code.</p>",
+                        escape(&img),
+                        escape(&link)
+                    )
+                })
+                .unwrap_or_default();
             format!(
                 "<section class=\"card\" aria-labelledby=\"code-heading\"><h2 id=\"code-heading\">Your add-device code</h2>\
                  <p class=\"code\" id=\"add-device-code\">{}</p><p>On the new device, open this page, type your username \
-                 <strong>{}</strong> and this code. It works once and expires in {} minutes. It is not shown again.</p></section>",
+                 <strong>{}</strong> and this code. It works once and expires in {} minutes. It is not shown again.</p>{qr}</section>",
                 escape(c),
                 escape(&who.username),
                 app.config.code_lifetime / 60
@@ -218,23 +348,23 @@ pub fn account_page(
     let html = format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta name=\"referrer\" content=\"no-referrer\"><title>Your devices · {ca}</title>\
+         <meta name=\"referrer\" content=\"same-origin\"><title>Your devices · {ca}</title>\
          <link rel=\"icon\" href=\"data:,\"><link rel=\"stylesheet\" href=\"{action}?asset=enroll.css\"></head><body>\
          <header class=\"banner\"><div class=\"wrap\"><span class=\"seal\" aria-hidden=\"true\"></span>\
          <span class=\"ca-name\">{ca}</span></div></header><main id=\"main\" class=\"wrap\">\
          <h1>You are signed in as <span id=\"username\">{user}</span></h1>{notice}{code}\
          <section class=\"card\" aria-labelledby=\"devices-heading\"><h2 id=\"devices-heading\">Your devices</h2>\
          <ul class=\"devices\">{list}</ul></section>\
-         <section class=\"card\" aria-labelledby=\"add-heading\"><h2 id=\"add-heading\">Add a device</h2>\
+         <section class=\"card\" aria-labelledby=\"add-heading\"><h2 id=\"add-heading\">Add a device</h2>{nudge}\
          <p>Get a one-time code here, then enroll on the new device with your username and the code. \
          No key is copied between devices.</p><form method=\"post\" action=\"{action}\">\
          <input type=\"hidden\" name=\"token\" value=\"{token}\"><input type=\"hidden\" name=\"action\" value=\"add-device-code\">\
          <button class=\"button primary\" type=\"submit\">Get an add-device code</button></form></section>\
          <section class=\"card\" aria-labelledby=\"renew-heading\"><h2 id=\"renew-heading\">Renew this device</h2>\
-         <p>Before this certificate expires, <a href=\"{action}?enroll=1\">make a new one</a> with your username while \
-         signed in; then revoke the old one above.</p></section>\
+         <p>Before this certificate expires, <a href=\"{action}?enroll=renew\">make a new one</a> while \
+         signed in; once it works, revoke the old one above.</p></section>\
          <p><a class=\"button\" href=\"{auth}\">Go to the site</a></p></main></body></html>\n",
-        ca = escape(&ca_name(app)),
+        ca = escape(&site_name(app)),
         user = escape(&who.username),
         auth = escape(&app.config.auth_url),
     );

@@ -12,7 +12,8 @@
 //
 // Usernames with a canned answer (to see the error paths): taken (or any name already
 // enrolled) → 409, busy → 503 with Retry-After: 30, crash → 500 with an HTML body,
-// slow → 2 s delay then success.
+// slow → 2 s delay then success; a '/' in the username, the email refused@example.org or
+// any add-device code → 400/403 naming the field in X-Getacert-Field.
 'use strict';
 const http = require('node:http');
 const https = require('node:https');
@@ -42,7 +43,7 @@ function start(opts = {}) {
   fs.writeFileSync(f('ext.cnf'), 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n');
   const token = 'tok-' + Math.random().toString(36).slice(2);
   const vars = {
-    ACTION, TOKEN: token, CHALLENGE: 'dev-challenge', AUTH_URL: '/auth/', CA_NAME: opts.caName || 'Example Corp Client CA',
+    ACTION, TOKEN: token, CHALLENGE: 'dev-challenge', USERNAME: '', SIGNED_IN: '', AUTH_URL: '/auth/', CA_NAME: opts.caName || 'Example Corp Client CA',
   };
   const posts = [], issued = new Set(['taken']);
   let serial = 1;
@@ -76,7 +77,7 @@ function start(opts = {}) {
   const handler = (req, res) => {
     const url = new URL(req.url, 'http://x');
     if (req.method === 'GET' && url.pathname === ACTION && url.searchParams.has('asset')) {
-      const name = url.searchParams.get('asset'), m = /^(enroll|pkix)\.(js|css)$/.exec(name);
+      const name = url.searchParams.get('asset'), m = /^(enroll|pkix|platform)\.(js|css)$/.exec(name);
       if (!m || !fs.existsSync(path.join(ASSETS, name))) return text(res, 404, 'no such asset');
       res.writeHead(200, { 'Content-Type': TYPES[m[2]], 'X-Content-Type-Options': 'nosniff', 'Cache-Control': 'no-cache' });
       return res.end(fs.readFileSync(path.join(ASSETS, name)));
@@ -85,7 +86,7 @@ function start(opts = {}) {
       const html = fs.readFileSync(path.join(ASSETS, 'page.html'), 'utf8').replace(/\{\{([A-Z_]+)\}\}/g, (_, k) => esc(vars[k]));
       res.writeHead(200, {
         'Content-Type': 'text/html; charset=utf-8', 'Content-Security-Policy': CSP,
-        'X-Content-Type-Options': 'nosniff', 'Referrer-Policy': 'no-referrer', 'Cache-Control': 'no-store',
+        'X-Content-Type-Options': 'nosniff', 'Referrer-Policy': 'same-origin', 'Cache-Control': 'no-store',
       });
       return res.end(html);
     }
@@ -105,6 +106,10 @@ function start(opts = {}) {
         if (form.token !== token) return text(res, 400, 'This form has expired. Please reload the page and try again.');
         if (!u) return text(res, 400, 'Please choose a username.');
         if (issued.has(u)) return text(res, 409, `The username “${u}” is already taken. Please choose another one.`);
+        // refusals about one field, named in X-Getacert-Field as getacert does
+        if (u.includes('/')) return text(res, 400, "A username cannot contain '/'. Use letters, digits, '.', '_' and '-'.", { 'X-Getacert-Field': 'username' });
+        if (form.email === 'refused@example.org') return text(res, 400, 'That email address does not look right.', { 'X-Getacert-Field': 'email' });
+        if (form.code) return text(res, 403, 'That code is wrong, used or expired. Ask for a new code on a device that is signed in.', { 'X-Getacert-Field': 'code' });
         if (u === 'busy') return text(res, 503, 'The certificate authority is busy.', { 'Retry-After': '30' });
         if (u === 'crash') {
           res.writeHead(500, { 'Content-Type': 'text/html' });

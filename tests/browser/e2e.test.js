@@ -148,6 +148,32 @@ describe('enrollment through the real stack', { skip }, () => {
     await context.close();
   });
 
+  // A refusal about one field: getacert names it (X-Getacert-Field), the page marks that
+  // field, moves the focus there and says what to do.
+  for (const c of [
+    { name: 'a username getacert refuses', field: 'username', user: () => 'bad/name', status: 400, msg: /cannot contain/ },
+    { name: 'a wrong add-device code', field: 'code', user: () => enrolled['rsa-2048'], code: 'WRONG-CODE-1', status: 403, msg: /code is wrong, used or expired/ },
+  ]) {
+    test(`${c.name}: the ${c.field} field is marked and focused, with the server's words`, async () => {
+      const user = c.user();
+      assert.ok(user, 'runs after the RSA enrollment');
+      const { context, page, problems, statuses } = await open();
+      await page.fill('#username', user);
+      if (c.code) await page.fill('#code', c.code);
+      await page.fill('#password', PASSWORD);
+      await page.fill('#password2', PASSWORD);
+      await page.click('#submit');
+      await page.waitForSelector(`#${c.field}-error`, { timeout: 120e3 });
+      assert.ok(statuses.includes(c.status), `the server answered ${c.status} (saw ${statuses.join(', ')})`);
+      assert.match(await page.textContent('#error'), c.msg);
+      assert.equal(await page.textContent(`#${c.field}-error`), await page.textContent('#error'));
+      assert.equal(await page.getAttribute(`#${c.field}`, 'aria-invalid'), 'true');
+      assert.equal(await page.evaluate(() => document.activeElement.id), c.field);
+      assert.deepEqual(problems.filter((p) => !new RegExp(`status of ${c.status}`).test(p)), []);
+      await context.close();
+    });
+  }
+
   test('keygen.js compatibility: the bare SPKAC in the keygen field, the answer read as DER', async () => {
     // keygen.js replaces <keygen name="pubkey" challenge="..."> and posts the SPKAC (no
     // "SPKAC=" prefix) under the element's name, then reads the answer as an ArrayBuffer.

@@ -237,24 +237,215 @@ test('buildPkcs12 refuses an empty password (Firefox cannot import such files)',
     /must not be empty/);
 });
 
-test('the legacy (3DES) conversion the page documents works with OpenSSL 3', async () => {
-  const password = 'legacy-pass';
-  const kp = await P.generateKeyPair('rsa-2048');
-  const cert = sign(await P.buildCsr(kp, 'erin'), 'legacy');
-  fs.writeFileSync(f('erin.p12'), await P.buildPkcs12({
-    privateKey: await crypto.subtle.exportKey('pkcs8', kp.privateKey), certificate: cert, password, friendlyName: 'erin',
-  }));
-  // The commands from assets/page.html ("Older systems"); there openssl prompts for the
-  // passwords, here they come from -passin/-passout. (OpenSSL 3.0 cannot read the PEM from
-  // a pipe for -export: it opens the input twice, hence the temporary file.)
-  const page = fs.readFileSync(path.join(__dirname, '../../assets/page.html'), 'utf8');
-  const cmd1 = 'openssl pkcs12 -in USERNAME.p12 -nodes -out USERNAME.pem';
-  const cmd2 = 'openssl pkcs12 -export -legacy -in USERNAME.pem -name USERNAME -out USERNAME-legacy.p12';
-  assert.ok(page.includes(cmd1) && page.includes(cmd2), 'page.html quotes the conversion commands');
-  const argv = (c) => c.replace(/USERNAME/g, 'erin').split(' ').slice(1).map((a) => (/\.(p12|pem)$/.test(a) ? f(a) : a));
-  ok('openssl', [...argv(cmd1), '-passin', `pass:${password}`]);
-  ok('openssl', [...argv(cmd2), '-passout', `pass:${password}`]);
-  const info = ok('openssl', ['pkcs12', '-legacy', '-in', f('erin-legacy.p12'), '-passin', `pass:${password}`, '-info', '-noout']);
-  assert.match(info, /MAC: sha1/);
-  assert.match(info, /Shrouded Keybag: pbeWithSHA1And3-KeyTripleDES-CBC/);
+// ---- the legacy (3DES) PKCS#12, built in the page -----------------------------------------
+test('DES known answers: FIPS 46 worked example and the NBS "Now is t" vector', () => {
+  // The first from the textbook walk-through of FIPS 46 (J. Orlin Grabbe, "The DES Algorithm
+  // Illustrated"); the second from FIPS 81 appendix B (ECB, key 0123456789abcdef).
+  assert.equal(hex(P.desEncryptBlock(unhex('133457799BBCDFF1'), unhex('0123456789ABCDEF'))), '85e813540f0ab405');
+  assert.equal(hex(P.desEncryptBlock(unhex('0123456789abcdef'), new TextEncoder().encode('Now is t'))), '3fa40e8a984d4815');
+});
+
+test('3DES-CBC known answer (SP 800-67 appendix B) and agreement with OpenSSL on random inputs', () => {
+  // SP 800-67's example: three keys, "The qufck brown fox jump" in ECB; with a zero IV the
+  // first CBC block is the first ECB block.
+  const key = unhex('0123456789ABCDEF 23456789ABCDEF01 456789ABCDEF0123');
+  const ct = P.des3CbcEncrypt(key, new Uint8Array(8), new TextEncoder().encode('The qufck brown fox jump'));
+  assert.equal(hex(ct.subarray(0, 8)), 'a826fd8ce53b855f');
+  assert.equal(ct.length, 32, 'a full block of PKCS#7 padding after 24 bytes');
+  // node:crypto is OpenSSL's des-ede3-cbc: every length from 0 to 40 (all paddings), random keys.
+  for (let n = 0; n <= 40; n++) {
+    const k = nodeCrypto.randomBytes(24), iv = nodeCrypto.randomBytes(8), data = nodeCrypto.randomBytes(n);
+    const c = nodeCrypto.createCipheriv('des-ede3-cbc', k, iv);
+    assert.equal(hex(P.des3CbcEncrypt(k, iv, data)), hex(Buffer.concat([c.update(data), c.final()])), `length ${n}`);
+  }
+  assert.throws(() => P.des3CbcEncrypt(new Uint8Array(16), new Uint8Array(8), new Uint8Array(1)), /24-byte key/);
+});
+
+test('SHA-1 matches node:crypto on block-boundary lengths', () => {
+  for (const n of [0, 1, 55, 56, 63, 64, 65, 119, 120, 128, 1000, 70000]) {
+    const b = nodeCrypto.randomBytes(n);
+    assert.equal(hex(P.sha1(b)), nodeCrypto.createHash('sha1').update(b).digest('hex'), `length ${n}`);
+  }
+  assert.equal(hex(P.sha1(new TextEncoder().encode('abc'))), 'a9993e364706816aba3e25717850c26c9cd0d89d'); // FIPS 180-2 A.1
+});
+
+/** A key and certificate made by OpenSSL, and `openssl pkcs12 -export -legacy` of them. */
+function opensslLegacy(name, password) {
+  ok('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', f(`${name}.key`), '-out', f(`${name}.crt`),
+    '-subj', `/CN=${name}`, '-days', '1']);
+  ok('openssl', ['pkcs12', '-export', '-legacy', '-certpbe', 'PBE-SHA1-3DES', '-inkey', f(`${name}.key`), '-in', f(`${name}.crt`),
+    '-name', name, '-passout', `pass:${password}`, '-out', f(`${name}.p12`)]);
+  return new Uint8Array(fs.readFileSync(f(`${name}.p12`)));
+}
+
+test('PKCS#12 KDF with SHA-1 reproduces the MAC of a file `openssl pkcs12 -export -legacy` made', () => {
+  const password = 'legacy horse';
+  const pfx = P.children(P.read(opensslLegacy('kdf1', password)));
+  const authSafe = P.children(P.children(pfx[1])[1])[0].body;
+  const [digestInfo, salt, iter] = P.children(pfx[2]);
+  assert.equal(hex(P.children(P.children(digestInfo)[0])[0].der), hex(P.der.oid(P.OID.sha1)));
+  const key = P.pkcs12Kdf(P.bmpPassword(password), salt.body, 3, parseInt(hex(iter.body), 16), 20, 'SHA-1');
+  assert.equal(hex(nodeCrypto.createHmac('sha1', key).update(authSafe).digest()), hex(P.children(digestInfo)[1].body));
+});
+
+const OID_NAMES = Object.fromEntries(Object.entries(P.OID).map(([k, v]) => [v, k]));
+function oidOf(node) { // dotted form of an OBJECT IDENTIFIER's body
+  const b = node.body, arcs = [];
+  let v = 0;
+  for (const x of b) { v = v * 128 + (x & 0x7f); if (!(x & 0x80)) { arcs.push(v); v = 0; } }
+  const first = arcs.shift();
+  return [Math.min(2, Math.floor(first / 40)), first - 40 * Math.min(2, Math.floor(first / 40)), ...arcs].join('.');
+}
+/**
+ * The structure of a PKCS#12 file as lines "depth type [value]": tags, OIDs, small integers,
+ * and octet-string sizes (only salts, which must be as long as OpenSSL's). Descends into
+ * data ContentInfos and decrypts the 3DES-encrypted parts with OpenSSL's des-ede3-cbc
+ * (node:crypto) and the password, so the bags inside are compared too.
+ */
+function p12Shape(derBytes, password) {
+  const lines = [];
+  const kdf = (salt, id, iter, n) => P.pkcs12Kdf(P.bmpPassword(password), salt, id, iter, n, 'SHA-1');
+  const decrypt = (params, ct) => {
+    const [salt, iter] = P.children(params), it = parseInt(hex(iter.body), 16);
+    const d = nodeCrypto.createDecipheriv('des-ede3-cbc', kdf(salt.body, 1, it, 24), kdf(salt.body, 2, it, 8));
+    return new Uint8Array(Buffer.concat([d.update(ct), d.final()]));
+  };
+  function walk(node, depth) {
+    const kids = node.tag & 0x20 ? P.children(node) : [];
+    let line = `${depth} ${node.tag.toString(16)}`;
+    if (node.tag === 0x06) line += ` ${OID_NAMES[oidOf(node)] || oidOf(node)}`;
+    if (node.tag === 0x02) line += node.body.length <= 4 ? ` ${parseInt(hex(node.body), 16)}` : ' big';
+    if (node.tag === 0x04 && node.body.length <= 20) line += ` len ${node.body.length}`; // salts, MAC
+    lines.push(line);
+    kids.forEach((k, i) => {
+      walk(k, depth + 1);
+      const prev = i > 0 && kids[i - 1].tag === 0x06 ? OID_NAMES[oidOf(kids[i - 1])] : null;
+      // data ContentInfo: [0] { OCTET STRING { SafeContents or AuthenticatedSafe } }
+      if (prev === 'data' && k.tag === 0xa0) walk(P.read(P.children(k)[0].body), depth + 2);
+      // EncryptedContentInfo: data, algId(3DES, params), [0] IMPLICIT ciphertext
+      if (prev === 'data' && kids[i].tag === 0x30 && kids[i + 1] && kids[i + 1].tag === 0x80) {
+        walk(P.read(decrypt(P.children(k)[1], kids[i + 1].body)), depth + 2);
+      }
+      // shrouded key bag: EncryptedPrivateKeyInfo { algId, OCTET STRING } → PrivateKeyInfo
+      if (prev === 'shroudedKeyBag' && k.tag === 0xa0) {
+        const [alg, ct] = P.children(P.children(k)[0]);
+        walk(P.read(decrypt(P.children(alg)[1], ct.body)), depth + 2);
+      }
+    });
+  }
+  walk(P.read(derBytes), 0);
+  return lines;
+}
+
+test('the legacy PKCS#12 has the structure of `openssl pkcs12 -export -legacy -certpbe PBE-SHA1-3DES` output', async () => {
+  const password = 'shape pass';
+  const theirs = opensslLegacy('shape', password);
+  // our file for OpenSSL's own key and certificate, so only the packaging can differ
+  const key = P.unpem(fs.readFileSync(f('shape.key'), 'utf8'));
+  assert.equal(key.label, 'PRIVATE KEY');
+  const cert = P.unpem(fs.readFileSync(f('shape.crt'), 'utf8')).der;
+  const ours = await P.buildPkcs12({ privateKey: key.der, certificate: cert, password, friendlyName: 'shape', format: 'legacy' });
+  const a = p12Shape(ours, password), b = p12Shape(theirs, password);
+  assert.ok(a.some((l) => / pbeWithSHAAnd3KeyTripleDESCBC$/.test(l)) && a.some((l) => / sha1$/.test(l)), a.join('\n'));
+  assert.ok(a.some((l) => / rsaEncryption$/.test(l)), 'the decrypted key bag was walked');
+  assert.deepEqual(a, b);
+});
+
+/** The loader of Python `cryptography` in a throwaway venv (made once per run). */
+let python = null;
+function pythonWithCryptography() {
+  if (python) return python;
+  const venv = f('pyvenv');
+  ok('python3', ['-m', 'venv', venv]);
+  ok(path.join(venv, 'bin/pip'), ['install', '--quiet', '--disable-pip-version-check', 'cryptography']);
+  python = path.join(venv, 'bin/python');
+  return python;
+}
+const PY_LOAD = `
+import sys
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import pkcs12, Encoding, PublicFormat
+p = pkcs12.load_pkcs12(open(sys.argv[1], 'rb').read(), sys.argv[2].encode())
+pub = lambda k: k.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+assert pub(p.key.public_key()) == pub(p.cert.certificate.public_key()), 'key and certificate differ'
+kind = 'rsa' if isinstance(p.key, rsa.RSAPrivateKey) else 'ec' if isinstance(p.key, ec.EllipticCurvePrivateKey) else '?'
+print(kind, p.cert.friendly_name.decode(), p.cert.certificate.subject.rfc4514_string())
+`;
+
+for (const k of KEYS) {
+  for (const format of P.PKCS12_FORMATS) {
+    test(`PKCS#12 ${format} ${k.type}: OpenSSL 3 (no -legacy), NSS pk12util and Python cryptography open it`, async () => {
+      const password = 'p4ss wörd';
+      const user = `${format}-${k.type}`;
+      const kp = await P.generateKeyPair(k.type);
+      const cert = sign(await P.buildCsr(kp, user), `fmt-${user}`);
+      const p12 = await P.buildPkcs12({ privateKey: await crypto.subtle.exportKey('pkcs8', kp.privateKey),
+        certificate: cert, password, friendlyName: user, format });
+      const file = f(`fmt-${user}.p12`);
+      fs.writeFileSync(file, p12);
+      const env = { LC_ALL: 'C.UTF-8' };
+
+      // OpenSSL 3.0 without -legacy: 3DES and the SHA-1 PKCS#12 KDF are in its default provider.
+      const info = ok('openssl', ['pkcs12', '-in', file, '-passin', `pass:${password}`, '-info', '-nodes', '-out', `${file}.pem`], { env });
+      if (format === 'legacy') {
+        assert.match(info, /MAC: sha1, Iteration 2048/);
+        assert.match(info, /PKCS7 Encrypted data: pbeWithSHA1And3-KeyTripleDES-CBC, Iteration 2048/);
+        assert.match(info, /Shrouded Keybag: pbeWithSHA1And3-KeyTripleDES-CBC, Iteration 2048/);
+      } else {
+        assert.match(info, /MAC: sha256/);
+        assert.match(info, /Shrouded Keybag: PBES2, PBKDF2, AES-256-CBC/);
+      }
+      assert.equal(ok('openssl', ['pkey', '-in', `${file}.pem`, '-pubout']), ok('openssl', ['x509', '-in', `${file}.pem`, '-pubkey', '-noout']));
+      const bad = run('openssl', ['pkcs12', '-in', file, '-passin', 'pass:wrong', '-noout']);
+      assert.match(bad.out, /mac verify (failure|error)/i);
+
+      // NSS
+      const db = f(`nss-fmt-${user}`);
+      fs.mkdirSync(db);
+      ok('certutil', ['-N', '-d', `sql:${db}`, '--empty-password']);
+      assert.match(ok('pk12util', ['-i', file, '-d', `sql:${db}`, '-W', password], { env }), /PKCS12 IMPORT SUCCESSFUL/);
+      assert.match(ok('certutil', ['-K', '-d', `sql:${db}`, '-f', '/dev/null']), new RegExp(`${k.type === 'rsa-2048' ? 'rsa' : 'ec'}.*${user}`));
+
+      // Python cryptography (its own PKCS#12 parser over OpenSSL's, through a second code path)
+      const py = ok(pythonWithCryptography(), ['-c', PY_LOAD, file, password], { env });
+      assert.match(py, new RegExp(`^${k.type === 'rsa-2048' ? 'rsa' : 'ec'} ${user} CN=${user}\\s*$`));
+    });
+  }
+}
+
+test('buildPkcs12 refuses an unknown format and, in legacy too, an empty password', async () => {
+  await assert.rejects(P.buildPkcs12({ privateKey: new Uint8Array(1), certificate: new Uint8Array(1), password: 'x', friendlyName: 'x', format: 'rc2' }),
+    /unknown PKCS#12 format/);
+  await assert.rejects(P.buildPkcs12({ privateKey: new Uint8Array(1), certificate: new Uint8Array(1), password: '', friendlyName: 'x', format: 'legacy' }),
+    /must not be empty/);
+});
+
+test('buildMobileconfig: plistlib parses it, markup and control characters in names cannot break the XML', async () => {
+  const kp = await P.generateKeyPair('ec-p256');
+  const cert = sign(await P.buildCsr(kp, 'mo'), 'mobileconfig');
+  const password = 'profile pass';
+  const p12 = await P.buildPkcs12({ privateKey: await crypto.subtle.exportKey('pkcs8', kp.privateKey), certificate: cert,
+    password, friendlyName: 'mo', format: 'legacy' });
+  const nasty = 'A&B <Corp> "x"\u0001\u001f</string><key>Password</key><string>pw';
+  const xml = P.buildMobileconfig({ pkcs12: p12, fileName: 'mo<1>.p12', displayName: 'mo', organization: nasty, identifier: 'getacert.org.example' });
+  fs.writeFileSync(f('mo.mobileconfig'), xml);
+  const out = ok('python3', ['-c', `
+import plistlib, sys, json
+p = plistlib.load(open(sys.argv[1], 'rb'))
+inner = p['PayloadContent'][0]
+open(sys.argv[2], 'wb').write(inner['PayloadContent'])
+print(json.dumps({'org': p['PayloadOrganization'], 'file': inner['PayloadCertificateFileName'], 'type': inner['PayloadType'],
+  'keys': sorted(inner.keys()), 'id': p['PayloadIdentifier'], 'uuids': [p['PayloadUUID'], inner['PayloadUUID']]}))
+`, f('mo.mobileconfig'), f('mo-inner.p12')]);
+  const got = JSON.parse(out);
+  assert.equal(got.org, 'A&B <Corp> "x"</string><key>Password</key><string>pw', 'escaped text, control characters dropped');
+  assert.equal(got.file, 'mo<1>.p12');
+  assert.equal(got.type, 'com.apple.security.pkcs12');
+  assert.deepEqual(got.keys, ['PayloadCertificateFileName', 'PayloadContent', 'PayloadDescription', 'PayloadDisplayName',
+    'PayloadIdentifier', 'PayloadType', 'PayloadUUID', 'PayloadVersion'], 'no Password key');
+  assert.match(got.id, /^getacert\.org\.example\.[0-9A-F]{8}-[0-9A-F]{4}-4[0-9A-F]{3}-[89AB][0-9A-F]{3}-[0-9A-F]{12}$/);
+  assert.notEqual(got.uuids[0], got.uuids[1]);
+  // the PKCS#12 inside is the one given, byte for byte, and OpenSSL opens it
+  assert.equal(hex(fs.readFileSync(f('mo-inner.p12'))), hex(p12));
+  assert.match(ok('openssl', ['pkcs12', '-in', f('mo-inner.p12'), '-passin', `pass:${password}`, '-info', '-noout']), /pbeWithSHA1And3-KeyTripleDES-CBC/);
 });

@@ -118,6 +118,19 @@ pub fn make_csr(key: &Path) -> String {
     String::from_utf8(out.stdout).expect("PEM is ASCII")
 }
 
+/// A new P-256 key at `path` (`openssl genpkey`).
+pub fn ec_p256_key(path: &Path) {
+    openssl([
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        path.to_str().expect("UTF-8 path"),
+    ]);
+}
+
 // ---------------------------------------------------------------------------------------
 // The CA directory
 
@@ -207,12 +220,31 @@ impl Ca {
             String::from_utf8_lossy(&out.stderr)
         );
         let dir = dir.canonicalize().unwrap();
+        // The front secret is tested on its own (tests/identity.rs, tests/servers):
+        // elsewhere the daemon answers any client, as with `front_secret_file` unset.
+        let conf = dir.join("ca.conf");
+        let text = fs::read_to_string(&conf).unwrap();
+        let line = format!("front_secret_file = {}/front-secret\n", dir.display());
+        assert!(text.contains(&line), "init sets front_secret_file:\n{text}");
+        fs::write(&conf, text.replace(&line, "")).unwrap();
         Ca {
-            conf: dir.join("ca.conf"),
+            conf,
             cert: dir.join("rootCA.pem"),
             dir,
             tmp,
         }
+    }
+
+    /// Turns the front secret `init` made back on; returns it.
+    pub fn enable_front_secret(&self) -> String {
+        self.append_getacert_settings(&format!(
+            "front_secret_file = {}/front-secret\n",
+            self.dir.display()
+        ));
+        fs::read_to_string(self.path("front-secret"))
+            .unwrap()
+            .trim()
+            .to_string()
     }
 
     /// A scratch path inside the test's temporary directory (outside the CA directory).
@@ -584,6 +616,14 @@ impl Reply {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
+    /// `name=value` of the page's `Set-Cookie` (the cookie its form token is bound to).
+    pub fn cookie(&self) -> String {
+        let c = self
+            .header("Set-Cookie")
+            .unwrap_or_else(|| panic!("no Set-Cookie: {self:?}"));
+        c.split(';').next().unwrap().trim().to_string()
+    }
+
     pub fn is_cert(&self) -> bool {
         self.header("Content-Type") == Some("application/x-x509-user-cert")
     }
@@ -625,7 +665,9 @@ impl Reply {
 #[derive(Debug, Clone)]
 pub enum Front {
     Unix(PathBuf),
-    Tcp(SocketAddr),
+    /// A TCP socket, with the front secret every request carries (the daemon refuses
+    /// TCP without one).
+    Tcp(SocketAddr, Option<String>),
     /// `getacert` run as CGI with `GETACERT_CONFIG=conf`.
     Cgi(PathBuf),
 }
@@ -634,7 +676,7 @@ impl Front {
     pub fn send(&self, req: &HttpRequest) -> Reply {
         match self {
             Front::Cgi(conf) => cgi(conf, req),
-            Front::Unix(_) | Front::Tcp(_) => {
+            Front::Unix(_) | Front::Tcp(..) => {
                 fcgi_request(self, req).unwrap_or_else(|e| panic!("FastCGI request to {self:?} failed: {e}"))
             }
         }
@@ -650,7 +692,7 @@ impl Front {
     pub fn connect(&self) -> io::Result<Conn> {
         let conn = match self {
             Front::Unix(p) => Conn::Unix(UnixStream::connect(p)?),
-            Front::Tcp(a) => Conn::Tcp(TcpStream::connect(a)?),
+            Front::Tcp(a, _) => Conn::Tcp(TcpStream::connect(a)?),
             Front::Cgi(_) => panic!("CGI has no socket"),
         };
         conn.set_timeouts(Some(IO_TIMEOUT))?;
@@ -663,15 +705,20 @@ impl Front {
         self.send(&HttpRequest::form(&[("username", username), ("csr", csr)]))
     }
 
-    /// GETs a challenge, makes an SPKAC with `key` over it and enrolls `username`.
+    /// GETs a challenge, makes an SPKAC with `key` over it and enrolls `username`,
+    /// posting the page's form token with the cookie it is bound to, as a browser does.
     pub fn enroll_spkac(&self, username: &str, key: &Path) -> Reply {
-        let (challenge, token) = self.challenge_and_token();
-        let spkac = make_spkac(key, &challenge);
-        self.send(&HttpRequest::form(&[
-            ("username", username),
-            ("pubkey", &spkac),
-            ("token", &token),
-        ]))
+        let page = self.send(&HttpRequest::get());
+        assert_eq!(page.status, 200, "{page:?}");
+        let spkac = make_spkac(key, &page.challenge());
+        self.send(
+            &HttpRequest::form(&[
+                ("username", username),
+                ("pubkey", &spkac),
+                ("token", &page.token()),
+            ])
+            .with_param("HTTP_COOKIE", &page.cookie()),
+        )
     }
 }
 
@@ -809,6 +856,9 @@ pub fn fcgi_request(front: &Front, req: &HttpRequest) -> Result<Reply, String> {
     for (k, v) in req.cgi_params() {
         params = params.custom(k, v);
     }
+    if let Front::Tcp(_, Some(secret)) = front {
+        params = params.custom("GETACERT_FRONT_SECRET", secret.clone());
+    }
     let body = fastcgi_client::io::Cursor::new(req.body.clone());
     let client = fastcgi_client::Client::new(conn);
     let out = block_on(client.execute_once(fastcgi_client::Request::new(params, body)))
@@ -856,12 +906,23 @@ impl Daemon {
     pub fn start(ca: &Ca, listen: Listen, workers: usize) -> Daemon {
         static N: AtomicUsize = AtomicUsize::new(0);
         let mut tries = 0;
+        let secret = matches!(listen, Listen::Tcp | Listen::SpawnFcgiTcp).then(|| {
+            let conf = fs::read_to_string(&ca.conf).unwrap();
+            if conf.contains("front_secret_file") {
+                fs::read_to_string(ca.path("front-secret"))
+                    .unwrap()
+                    .trim()
+                    .to_string()
+            } else {
+                ca.enable_front_secret()
+            }
+        });
         loop {
             let n = N.fetch_add(1, Ordering::Relaxed);
             let front = match listen {
                 Listen::Unix | Listen::SpawnFcgiUnix => Front::Unix(ca.scratch(&format!("fcgi-{n}.sock"))),
                 Listen::Tcp | Listen::SpawnFcgiTcp => {
-                    Front::Tcp(SocketAddr::from(([127, 0, 0, 1], free_port())))
+                    Front::Tcp(SocketAddr::from(([127, 0, 0, 1], free_port())), secret.clone())
                 }
             };
             let mut d = Daemon {
@@ -875,7 +936,7 @@ impl Daemon {
             match d.try_spawn() {
                 Ok(()) => return d,
                 // Another test may have taken the free port in the meantime.
-                Err(e) if tries < 5 && matches!(d.front, Front::Tcp(_)) => {
+                Err(e) if tries < 5 && matches!(d.front, Front::Tcp(..)) => {
                     eprintln!("daemon did not start ({e}); trying another port");
                     tries += 1;
                 }
@@ -903,7 +964,7 @@ impl Daemon {
                 c.arg("--listen").arg(format!("unix:{}", p.display()));
                 c
             }
-            (Listen::Tcp, Front::Tcp(a)) => {
+            (Listen::Tcp, Front::Tcp(a, _)) => {
                 let mut c = Command::new(bin());
                 c.arg("--config").arg(&self.conf).arg("serve");
                 c.arg("--listen").arg(format!("tcp:{a}"));
@@ -916,7 +977,7 @@ impl Daemon {
                 c.arg("--config").arg(&self.conf);
                 c
             }
-            (Listen::SpawnFcgiTcp, Front::Tcp(a)) => {
+            (Listen::SpawnFcgiTcp, Front::Tcp(a, _)) => {
                 let mut c = Command::new("spawn-fcgi");
                 c.args(["-a", "127.0.0.1", "-p", &a.port().to_string(), "-n", "--"]);
                 c.arg(bin()).arg("--config").arg(&self.conf);

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Add-device end to end, through nginx (getacert as user getacert on its own unix
-# socket) and through Apache + mod_proxy_fcgi (getacert under spawn-fcgi), each with its
-# own CA and the shipped CRL lines on from the start (`getacert init` writes an empty
-# signed crl.pem): device 1 enrolls alice and gets an add-device code, device 2 enrolls
-# alice with it, both log in; device 1 revokes device 2; getacert treats device 2 as
-# anonymous at once, and after the reload the web server refuses it while device 1
-# still gets in. Through nginx also: the revoked device cannot revoke device 1.
+# Add-device and revocation end to end, through nginx (getacert as user getacert on its
+# own unix socket) and through Apache + mod_proxy_fcgi (getacert under spawn-fcgi), each
+# with its own CA, the shipped OCSP settings (ocsp_next_update = 3 s here) and the
+# shipped CRL lines on as well: device 1 enrolls alice and gets an add-device code,
+# device 2 enrolls alice with it, both log in; device 1 revokes device 2 on the account
+# page and, with no reload of the web server, a new connection of device 2 is refused
+# within nextUpdate while device 1 and bob still get in; then `getacert revoke` revokes
+# device 1, refused the same way; `openssl ocsp -url` against the shipped loopback
+# responder agrees; a saved TLS session does not get a revoked device back in. Through
+# nginx also: the revoked device cannot revoke device 1.
 #
 # The rate limits stay at their defaults (address_rate 20/60, username_rate 5/60):
 # each server has its own getacert, which gets 7 POSTs from 127.0.0.1, 4 of them
@@ -42,9 +45,63 @@ refused_or_not_success() {
 		grep -Eq '^HTTP_STATUS=(000|4[0-9][0-9])$|^SSL_CLIENT_VERIFY=(FAILED|NONE|GENEROUS)' "$1"
 }
 
+# server_generation SERVER: changes when the web server reloads (nginx: its worker
+# pids; Apache: the restarts its error log records).
+server_generation() {
+	case $1 in
+	nginx) pgrep -P "$(cat "$T/nginx/nginx.pid")" | sort | paste -sd ' ' ;;
+	apache) grep -cE 'graceful restart|SIGHUP received|resuming normal operations' "$T/apache/logs/error.log" ;;
+	esac
+}
+# refused_within SECONDS DEVICE OUT: tries /auth/ with DEVICE's certificate (a new TLS
+# connection each time) every half second until it is refused; fails after SECONDS.
+# Sets WAITED to the seconds it took.
+refused_within() {
+	local limit=$1 dev=$2 out=$3 start=$SECONDS
+	WAITED=''
+	while :; do
+		login "$dev" "$out"
+		refused_or_not_success "$out" && { WAITED=$((SECONDS - start)); return 0; }
+		[ $((SECONDS - start)) -le "$limit" ] || return 1
+		sleep 0.5
+	done
+}
+# resumed_for SERVER PROTO SESSION OUT FIRST: resumes SESSION (device 1, alice.pem) once a second
+# for up to 15 s until the server no longer says SUCCESS; reports how long it did.
+resumed_for() {
+	local s=$1 proto=$2 sess=$3 out=$4 start=$SECONDS until=never
+	if [ ! -s "$sess" ]; then
+		if grep -q "^New, ${proto/tls1_/TLSv1.}" "$5"; then
+			ok "$s: the server gave device 1 no $proto session to resume (nothing to let it back in)"
+		else
+			notok "$s: openssl s_client -$proto connected as device 1" "$(tail -n 5 "$5")"
+		fi
+		return 0
+	fi
+	while [ $((SECONDS - start)) -le 15 ]; do
+		{ printf 'GET /auth/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n'; sleep 1; } | openssl s_client -connect "127.0.0.1:$PORT" \
+			"-$proto" -cert "$T/users/alice.pem" -key "$T/users/alice.key" -sess_in "$sess" -sess_out "$sess.new" >"$out" 2>&1
+		[ -s "$sess.new" ] && mv "$sess.new" "$sess"
+		grep -q 'SSL_CLIENT_VERIFY=SUCCESS' "$out" || break
+		until="$((SECONDS - start)) s"
+	done
+	if grep -q 'SSL_CLIENT_VERIFY=SUCCESS' "$out"; then
+		notok "$s: after getacert revoke, resuming device 1's $proto session stops working within 15 s" \
+			"$(grep -E '^(New|Reused)|SSL_CLIENT_VERIFY' "$out")"
+	else
+		ok "$s: after getacert revoke, resuming device 1's $proto session let it in until: $until ($(grep -Eo '^(New|Reused)' "$out" | head -n 1) at the end)"
+	fi
+}
+# ocsp_status PEM: what `openssl ocsp -url` says about PEM, asking the loopback responder
+# the web server uses (verified against rootCA.pem).
+ocsp_status() {
+	openssl ocsp -url "http://127.0.0.1:$OCSP_PORT/ocsp" -issuer "$CA/rootCA.pem" -CAfile "$CA/rootCA.pem" \
+		-cert "$1" 2>&1 | tee -a "$T/out/ocsp.log" | awk -v f="$1: " 'index($0, f) == 1 { print substr($0, length(f) + 1) }'
+}
+
 # devices_story SERVER RELOAD_FUNCTION [forged]: the whole story through the running server.
 devices_story() {
-	local s=$1 reload=$2 forged=${3:-} o=$T/out tok code s1 s2
+	local s=$1 reload=$2 forged=${3:-} o=$T/out tok code s1 s2 gen
 	mkdir -p "$o"
 
 	check "$s: getacert init wrote a CRL signed by the CA, listing nothing" \
@@ -57,6 +114,7 @@ devices_story() {
 	check_grep "$s: device 1 at /auth/: SSL_CLIENT_VERIFY=SUCCESS" "$o/d1-auth" '^SSL_CLIENT_VERIFY=SUCCESS$'
 	check_grep "$s: device 1 at /auth/: SSL_CLIENT_S_DN_CN=alice" "$o/d1-auth" '^SSL_CLIENT_S_DN_CN=alice$'
 	s1=$(serial_of "$T/users/alice.pem")
+	enroll bob csr || return 1
 
 	# 2. Device 1's account page, and an add-device code.
 	as_device alice /getacert.php "$o/d1-page"
@@ -101,11 +159,12 @@ devices_story() {
 	check_grep "$s: device 1's account page offers to revoke device 2 ($s2)" "$o/d1-page2" \
 		"name=\"serial\" value=\"0*$s2\""
 	tok=$(form_token "$o/d1-page2")
+	gen=$(server_generation "$s")
 	as_device alice /getacert.php "$o/d1-revoke" --data-urlencode action=revoke \
 		--data-urlencode "serial=$s2" --data-urlencode "token=$tok"
 	check_grep "$s: POST action=revoke serial=$s2 from device 1: 200" "$o/d1-revoke" '^HTTP_STATUS=200$'
-	check_grep "$s: the page says device 2 can no longer sign in" "$o/d1-revoke" \
-		"The device with certificate 0*$s2 can no longer sign in"
+	check_grep "$s: the page says device 2 is revoked and refused within nextUpdate" "$o/d1-revoke" \
+		"The device with certificate 0*$s2 can no longer sign in: this page no longer accepts it, and the web server refuses its new connections within 3 seconds"
 	check "$s: index.txt: device 2 ($s2) is R" test "$(index_status "$s2")" = R
 	check "$s: index.txt: device 1 ($s1) is still V" test "$(index_status "$s1")" = V
 	openssl crl -in "$CA/crl.pem" -noout -text >"$o/crl.txt" 2>&1
@@ -116,24 +175,59 @@ devices_story() {
 	check "$s: openssl verify -crl_check: device 1 is fine" openssl verify -crl_check \
 		-CAfile "$CA/rootCA.pem" -CRLfile "$CA/crl.pem" "$T/users/alice.pem"
 
-	# 5. Before the reload: the web server still says SUCCESS, getacert knows better.
-	login alice-d2 "$o/d2-auth-stale"
-	check_grep "$s: before the reload, the server (old CRL) still says SUCCESS for device 2" "$o/d2-auth-stale" \
-		'^SSL_CLIENT_VERIFY=SUCCESS$'
+	# 5. No reload: OCSP. A new connection of device 2 is refused within nextUpdate
+	# (3 s, plus nginx's cache of the last "good"), device 1 and bob still get in.
+	if refused_within 6 alice-d2 "$o/d2-auth-ocsp"; then
+		ok "$s: without a reload, a new connection of device 2 is refused after ${WAITED} s (nextUpdate 3 s)"
+	else
+		notok "$s: without a reload, a new connection of device 2 is refused within 6 s" "$(cat "$o/d2-auth-ocsp")"
+	fi
+	check "$s: the web server was not reloaded" test "$(server_generation "$s")" = "$gen"
+	login alice "$o/d1-auth-ocsp"
+	check_grep "$s: device 1 still logs in" "$o/d1-auth-ocsp" '^SSL_CLIENT_VERIFY=SUCCESS$'
+	login bob "$o/bob-auth-ocsp"
+	check_grep "$s: bob (another user) still logs in" "$o/bob-auth-ocsp" '^SSL_CLIENT_S_DN_CN=bob$'
 	as_device alice-d2 /getacert.php "$o/d2-page"
-	check_grep "$s: device 2 at /getacert.php before the reload: 200" "$o/d2-page" '^HTTP_STATUS=200$'
-	check_nogrep "$s: device 2 at /getacert.php: not the account page" "$o/d2-page" 'You are signed in as'
-	check_grep "$s: device 2 at /getacert.php: the enrollment form" "$o/d2-page" 'name="username"'
+	check_nogrep "$s: device 2 at /getacert.php: never the account page" "$o/d2-page" 'You are signed in as'
+	check "$s: openssl ocsp -url (the shipped loopback responder): device 2 revoked" \
+		test "$(ocsp_status "$T/users/alice-d2.pem")" = revoked
+	check "$s: openssl ocsp -url: device 1 good" test "$(ocsp_status "$T/users/alice.pem")" = good
 
 	if [ -n "$forged" ]; then
 		# The revoked device, with a valid form token, tries to revoke device 1.
 		as_device alice-d2 /getacert.php "$o/d2-revoke" --data-urlencode action=revoke \
 			--data-urlencode "serial=$s1" --data-urlencode "token=$tok"
-		check_grep "$s: revoked device 2 POSTs action=revoke serial=$s1: 403" "$o/d2-revoke" '^HTTP_STATUS=403$'
+		check_nogrep "$s: revoked device 2 POSTs action=revoke serial=$s1: not 200" "$o/d2-revoke" '^HTTP_STATUS=200$'
 		check "$s: index.txt: device 1 ($s1) is still V" test "$(index_status "$s1")" = V
 	fi
 
-	# 6. After the reload: the server refuses device 2, device 1 still gets in.
+	# 5b. `getacert revoke` (the admin) revokes device 1. TLS sessions it saved before
+	# (TLS 1.3 and TLS 1.2) are resumed once a second, each new session chained into
+	# the next try, until the server stops letting it in: the worst case a revoked
+	# device gets by resumption (nginx: none, no resumption at all; Apache: TLS 1.2
+	# for SSLSessionCacheTimeout).
+	local proto
+	for proto in tls1_3 tls1_2; do
+		# (stdin open for a second: TLS 1.3 sends its session after the handshake.)
+		sleep 1 | openssl s_client -connect "127.0.0.1:$PORT" "-$proto" -cert "$T/users/alice.pem" \
+			-key "$T/users/alice.key" -sess_out "$o/d1.$proto.session" >"$o/d1-$proto-s_client" 2>&1
+	done
+	check "$s: getacert revoke --serial $s1 (device 1)" runuser -u getacert -- "$BIN" --config "$CA/ca.conf" revoke --serial "$s1"
+	if refused_within 6 alice "$o/d1-auth-revoked"; then
+		ok "$s: after getacert revoke, a new connection of device 1 is refused after ${WAITED} s"
+	else
+		notok "$s: after getacert revoke, a new connection of device 1 is refused within 6 s" "$(cat "$o/d1-auth-revoked")"
+	fi
+	check "$s: openssl ocsp -url: device 1 revoked" test "$(ocsp_status "$T/users/alice.pem")" = revoked
+	login bob "$o/bob-auth-revoke"
+	check_grep "$s: bob still logs in after alice's devices are revoked" "$o/bob-auth-revoke" '^SSL_CLIENT_S_DN_CN=bob$'
+	check "$s: openssl ocsp -url: bob good" test "$(ocsp_status "$T/users/bob.pem")" = good
+	for proto in tls1_3 tls1_2; do
+		resumed_for "$s" "$proto" "$o/d1.$proto.session" "$o/d1-$proto-resumed" "$o/d1-$proto-s_client"
+	done
+
+	# 6. The CRL path (for `openssl ca` users) still works: after a reload with the new
+	# CRL, both revoked devices stay out and bob stays in.
 	check "$s: reload with the new CRL" "$reload"
 	login alice-d2 "$o/d2-auth-after"
 	if refused_or_not_success "$o/d2-auth-after"; then
@@ -141,12 +235,31 @@ devices_story() {
 	else
 		notok "$s: after the reload, device 2 at /auth/ is refused or not SUCCESS" "$(cat "$o/d2-auth-after")"
 	fi
-	login alice "$o/d1-auth-after"
-	check_grep "$s: after the reload, device 1 at /auth/: SUCCESS" "$o/d1-auth-after" '^SSL_CLIENT_VERIFY=SUCCESS$'
-	check_grep "$s: after the reload, device 1 at /auth/: CN alice" "$o/d1-auth-after" '^SSL_CLIENT_S_DN_CN=alice$'
-	as_device alice /getacert.php "$o/d1-page3"
-	check_grep "$s: after the reload, device 1's account page shows device 2 revoked" "$o/d1-page3" \
-		"Certificate 0*$s2</strong> <br><span class=\"meta\">revoked"
+	openssl crl -in "$CA/crl.pem" -noout -text >"$o/crl2.txt" 2>&1
+	check_grep "$s: crl.pem lists device 1 after getacert revoke" "$o/crl2.txt" "Serial Number: 0*$s1\$"
+	login bob "$o/bob-auth-after"
+	check_grep "$s: after the reload, bob at /auth/: SUCCESS" "$o/bob-auth-after" '^SSL_CLIENT_S_DN_CN=bob$'
+
+	# 7. getacert check reads the web server's configuration and asks its responder.
+	runuser -u getacert -- "$BIN" --config "$CA/ca.conf" check --web-config "$T/$s/site.conf" >"$o/check-up" 2>&1
+	check_grep "$s: getacert check --web-config: the responder answers, signed by this CA" "$o/check-up" \
+		"^ok: .*the OCSP responder http://127.0.0.1:$OCSP_PORT/ocsp answers, signed by this CA"
+
+	# 8. The responder down (getacert stopped): certificate logins fail closed, once
+	# nginx's cached answer is past its nextUpdate; pages without a certificate load.
+	stop_pid "$GETACERT_PID"
+	runuser -u getacert -- "$BIN" --config "$CA/ca.conf" check --web-config "$T/$s/site.conf" >"$o/check-down" 2>&1
+	check_grep "$s: getacert check --web-config, getacert down: the responder does not answer" "$o/check-down" \
+		"^warning: .*the OCSP responder http://127.0.0.1:$OCSP_PORT/ocsp does not answer"
+	sleep 4
+	login bob "$o/bob-auth-down"
+	if refused_or_not_success "$o/bob-auth-down"; then
+		ok "$s: getacert down: bob's certificate login is refused ($(grep -Eo '^HTTP_STATUS=.*|^curl: \([0-9]+\)' "$o/bob-auth-down" | paste -sd ' '))"
+	else
+		notok "$s: getacert down: bob's certificate login is refused" "$(cat "$o/bob-auth-down")"
+	fi
+	get /auth/ "$o/anon-down"
+	check_grep "$s: getacert down: /auth/ without a certificate still loads" "$o/anon-down" '^SSL_CLIENT_VERIFY=NONE$'
 	cat "$o"/*.status >"$o/all-status"
 	check_nogrep "$s: no request was rate limited (429)" "$o/all-status" '^HTTP_STATUS=429$'
 }
@@ -159,7 +272,7 @@ rc=0
 	ensure_user_getacert
 	getacert_bin
 	[ -n "$BIN" ] || exit 1
-	make_tls && make_ca getacert socket_group=www-data || exit 1
+	make_tls && make_ca getacert socket_group=www-data ocsp_next_update=3 || exit 1
 	install_www
 	PORT=$(free_port)
 	CRL=yes
@@ -175,7 +288,7 @@ rc=0
 	ensure_user_getacert
 	getacert_bin
 	[ -n "$BIN" ] || exit 1
-	make_tls && make_ca getacert || exit 1
+	make_tls && make_ca getacert ocsp_next_update=3 || exit 1
 	install_www
 	PORT=$(free_port)
 	CRL=yes

@@ -25,3 +25,4 @@ check "cgi_query_string_without_equals_runs_nothing: no file written, no CA made
 	test ! -e "$CA/overwritten" -a ! -e "$CA/newca"
 get "/getacert.php?enroll=1" "$o.eq"
 check_grep "a query string with '=' still reaches getacert" "$o.eq" '^HTTP_STATUS=200$'
+suite_revoke_ocsp www-data

@@ -10,3 +10,4 @@ PORT=$(free_port)
 start_php_fpm
 start_apache getacert-fcgid.conf || exit 1
 suite_common
+suite_revoke_ocsp www-data

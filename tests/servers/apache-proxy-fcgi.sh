@@ -15,4 +15,5 @@ start_php_fpm
 start_apache getacert.conf || exit 1
 suite_common
 suite_socket "$T/run/getacert/getacert.sock"
+suite_identity "$T/run/getacert/getacert.sock"
 suite_crl reload_apache

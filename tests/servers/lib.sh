@@ -6,10 +6,12 @@
 # enrollment-and-login checks every server variant runs, and "ok"/"not ok" lines that
 # tests/servers/run counts.
 #
+# GETACERT_PID: the running getacert daemon (a pid or a pid file), for stop_pid.
 # Runs as root (Apache and nginx start as root and serve as www-data; getacert runs as
 # the user getacert). Everything started here is stopped by the EXIT trap.
 
 set -u
+export GETACERT_PID=''
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 R_REPO=$REPO
 # shellcheck source=../../scripts/lib/render.sh
@@ -143,7 +145,8 @@ make_tls() {
 # --- the application CA --------------------------------------------------------------------
 # make_ca OWNER [KEY=VALUE ...]: `getacert init $T/ca`, the whole directory given to
 # OWNER (getacert for the daemon, www-data for mod_fcgid and CGI) and closed to others;
-# each KEY=VALUE is added to the [ getacert ] section.
+# each KEY=VALUE is added to the [ getacert ] section. OCSP answers are valid for 3 s
+# (ocsp_next_update = 3), so that a revocation shows at the web server in seconds.
 make_ca() {
 	local owner=$1 kv
 	shift
@@ -163,7 +166,7 @@ make_ca() {
 		notok "getacert init" "$(cat "$T/logs/init.out")"
 		return 1
 	fi
-	for kv in "$@"; do
+	for kv in ocsp_next_update=3 "$@"; do
 		sed -i "/^\[ *getacert *\]/a ${kv%%=*} = ${kv#*=}" "$CA/ca.conf"
 	done
 	chown -R "$owner:$owner" "$CA"
@@ -177,7 +180,11 @@ issue_direct() {
 	local u=$T/users/$1-direct
 	openssl req -newkey rsa:2048 -nodes -subj "/O=MyApp/CN=$1" -keyout "$u.key" -out "$u.csr" 2>/dev/null &&
 		openssl x509 -req -in "$u.csr" -CA "$CA/rootCA.pem" -CAkey "$CA/rootCA.key" -set_serial 0x7E57 \
-			-days 1 -extfile "$T/tls/client.ext" -out "$u.pem" 2>/dev/null
+			-days 1 -extfile "$T/tls/client.ext" -out "$u.pem" 2>/dev/null || return 1
+	# Recorded in index.txt as `openssl ca` would, or the OCSP responder (rightly)
+	# calls it unknown and the server refuses it.
+	[ -f "$CA/index.txt" ] || return 0
+	printf 'V\t%s\t\t7E57\tunknown\t/O=MyApp/CN=%s\n' "$(date -u -d '+1 day' +%y%m%d%H%M%SZ)" "$1" >>"$CA/index.txt"
 }
 
 # --- servers -----------------------------------------------------------------------------------
@@ -198,6 +205,10 @@ install_www() {
 </form>
 EOF
 	printf '%s\n' '<?php echo "LEFTOVER getacert.php ran\n";' >"$T/www/html/getacert.php"
+	# Whether PHP ever sees the front secret that the web server sends getacert.
+	cat >"$T/www/html/secret.php" <<'EOF'
+<?php echo (getenv("GETACERT_FRONT_SECRET") === false && !isset($_SERVER["GETACERT_FRONT_SECRET"])) ? "no front secret\n" : "FRONT SECRET SEEN\n";
+EOF
 	printf '%s\n' '<?php echo "php ok\n";' >"$T/www/html/index.php"
 }
 
@@ -213,10 +224,12 @@ start_php_fpm() {
 
 # render_site SHIPPED OUT: the shipped file with this test's paths.
 render_site() {
+	# The OCSP responder's loopback port, chosen once per test.
+	while [ -z "${OCSP_PORT:-}" ] || [ "$OCSP_PORT" = "${PORT:-}" ]; do OCSP_PORT=$(free_port); done
 	R_HTTPS_LISTEN=127.0.0.1:$PORT R_TLS_CERT=$T/tls/server.pem R_TLS_KEY=$T/tls/server.key \
 		R_CA_CONF=$T/ca/ca.conf R_CA_DB_DIR=$T/ca R_CA_DIR=$T/ca R_WWW=$T/www \
 		R_GETACERT_PASS=${GETACERT_PASS:-unix:$T/run/getacert/getacert.sock} R_PHP_SOCK=$T/run/php-fpm.sock \
-		R_BIN_DIR=$T/bin R_CRL=${CRL:-} render "$1" "$2"
+		R_BIN_DIR=$T/bin R_CRL=${CRL:-} R_OCSP_LISTEN=127.0.0.1:${OCSP_PORT:?} render "$1" "$2"
 }
 
 # start_nginx: nginx/getacert.conf rendered into $T/nginx, on 127.0.0.1:$PORT.
@@ -271,6 +284,7 @@ start_getacert_listen() {
 	env "$@" setpriv --reuid="$user" --regid="$user" "$groups" --inh-caps=-all -- \
 		"$BIN" --config "$CA/ca.conf" serve --log-stderr --listen "$listen" >>"$T/logs/getacert.log" 2>&1 &
 	local pid=$!
+	GETACERT_PID=$pid
 	on_exit "stop_pid $pid"
 	case $listen in
 	unix:*) wait_for -S "${listen#unix:}" ;;
@@ -282,6 +296,7 @@ start_getacert_listen() {
 # then runs `getacert serve` as getacert with it on fd 0 -- the non-systemd equivalent
 # of systemd/getacert.socket, used by scripts/provision-lamp.sh.
 start_getacert_spawn() {
+	GETACERT_PID=$T/run/getacert.pid
 	spawn-fcgi -s "$1" -M 0660 -U getacert -G www-data -u getacert -g getacert \
 		-P "$T/run/getacert.pid" -- "$BIN" --config "$CA/ca.conf" serve --log-stderr >>"$T/logs/getacert.log" 2>&1 &&
 		on_exit "stop_pid '$T/run/getacert.pid'" && wait_for -S "$1" ||
@@ -415,6 +430,27 @@ suite_common() {
 	check_grep "openssl ca -status reads getacert's index.txt: alice's serial is Valid" "$o/status" '=Valid \(V\)'
 }
 
+# suite_revoke_ocsp OWNER: `getacert revoke` (as OWNER, the CA's owner) revokes bob; with
+# no reload, the web server refuses his new connections within nextUpdate (OCSP through
+# the shipped loopback responder, whatever runs getacert: daemon, mod_fcgid or CGI),
+# `openssl ocsp -url` says revoked, and alice still gets in.
+suite_revoke_ocsp() {
+	local o=$T/out serial start=$SECONDS
+	[ -f "$T/users/bob.pem" ] || { notok "OCSP: bob has a certificate to revoke"; return 1; }
+	serial=$(openssl x509 -in "$T/users/bob.pem" -noout -serial | sed 's/^serial=//')
+	check "getacert revoke --serial $serial (bob)" runuser -u "$1" -- "$BIN" --config "$CA/ca.conf" revoke --serial "$serial"
+	while login bob "$o/ocsp-bob" && grep -q 'SSL_CLIENT_VERIFY=SUCCESS' "$o/ocsp-bob" && [ $((SECONDS - start)) -le 6 ]; do
+		sleep 0.5
+	done
+	check_nogrep "after getacert revoke, without a reload: bob is refused within 6 s (OCSP; took $((SECONDS - start)) s)" \
+		"$o/ocsp-bob" 'SSL_CLIENT_VERIFY=SUCCESS'
+	openssl ocsp -url "http://127.0.0.1:$OCSP_PORT/ocsp" -issuer "$CA/rootCA.pem" -CAfile "$CA/rootCA.pem" \
+		-cert "$T/users/bob.pem" >"$o/ocsp-bob.txt" 2>&1
+	check_grep "openssl ocsp -url (the shipped loopback responder): bob revoked" "$o/ocsp-bob.txt" ': revoked$'
+	login alice "$o/ocsp-alice"
+	check_grep "after getacert revoke: alice still logs in" "$o/ocsp-alice" '^SSL_CLIENT_S_DN_CN=alice$'
+}
+
 # suite_crl RELOAD_FUNCTION: revoke bob with `openssl ca` (as getacert, under getacert's
 # lock), make a CRL, turn on the shipped (commented) CRL lines, reload: bob is out,
 # alice still in.
@@ -427,6 +463,16 @@ suite_crl() {
 		openssl ca -config "$CA/ca.conf" -batch -revoke "$CA/newcerts/$serial.pem"
 	check "openssl ca -gencrl" runuser -u getacert -- flock "$CA/index.txt.lock" \
 		openssl ca -config "$CA/ca.conf" -batch -gencrl -out "$CA/crl.pem"
+	# No reload yet: the OCSP responder already says revoked (openssl ca rewrote
+	# index.txt), so a new connection of bob is refused within nextUpdate.
+	local start=$SECONDS
+	while login bob "$o/ocsp-bob" && grep -q 'SSL_CLIENT_VERIFY=SUCCESS' "$o/ocsp-bob" && [ $((SECONDS - start)) -le 6 ]; do
+		sleep 0.5
+	done
+	check_nogrep "after openssl ca -revoke, without a reload: bob is refused within 6 s (OCSP; took $((SECONDS - start)) s)" \
+		"$o/ocsp-bob" 'SSL_CLIENT_VERIFY=SUCCESS'
+	login alice "$o/ocsp-alice"
+	check_grep "after openssl ca -revoke, without a reload: alice still logs in" "$o/ocsp-alice" '^SSL_CLIENT_S_DN_CN=alice$'
 	CRL=yes "$1"
 	login bob "$o/crl-bob"
 	check_nogrep "after the CRL: bob is no longer authenticated" "$o/crl-bob" 'SSL_CLIENT_VERIFY=SUCCESS'
@@ -452,8 +498,8 @@ suite_socket() {
 	local sock=$1 o=$T/out
 	mkdir -p "$o"
 	check "the socket is 0660 getacert:www-data" test "$(stat -c '%a %U %G' "$sock")" = "660 getacert www-data"
-	fcgi_as www-data "$sock" </dev/null >"$o/sock-www" 2>&1
-	check_grep "www-data (the web server) gets an answer on the socket" "$o/sock-www" '^Content-[Tt]ype: text/html'
+	fcgi_as www-data "$sock" GETACERT_FRONT_SECRET="$(cat "$CA/front-secret" 2>/dev/null)" </dev/null >"$o/sock-www" 2>&1
+	check_grep "www-data (the web server) with the front secret gets an answer on the socket" "$o/sock-www" '^Content-[Tt]ype: text/html'
 	fcgi_as nobody "$sock" </dev/null >"$o/sock-nobody" 2>&1
 	check_nogrep "nobody (not in www-data) gets nothing from the socket" "$o/sock-nobody" '^Content-[Tt]ype|^Status|<form'
 	# cgi-fcgi does not say why; curl -v does.
@@ -489,14 +535,74 @@ cgi_enroll() {
 	grep -aq '^Content-[Tt]ype: application/x-x509-user-cert' "$out"
 }
 
-# forged_post ADDRESS OUT: as root, a POST straight to getacert's FastCGI port claiming
-# SSL_CLIENT_VERIFY=SUCCESS for "admin", enrolling mallory by CSR.
+# forged_post ADDRESS OUT [USER [NAME [ENV=VALUE ...]]]: as USER (root), a POST straight
+# to getacert's FastCGI socket claiming SSL_CLIENT_VERIFY=SUCCESS for "admin" (or the
+# given ENV, e.g. someone's real certificate), enrolling NAME (mallory) by CSR with a
+# key of its own.
 forged_post() {
-	local body idn
-	openssl req -newkey rsa:2048 -nodes -subj /CN=mallory -keyout "$T/users/mallory.key" -out "$T/users/mallory.csr" 2>/dev/null
-	body="username=mallory&csr=$(urlencode <"$T/users/mallory.csr")"
+	local addr=$1 out=$2 user=${3:-root} name=${4:-mallory} body idn
+	shift $(($# < 4 ? $# : 4))
+	openssl req -newkey rsa:2048 -nodes -subj "/CN=$name" -keyout "$T/users/forged-$name.key" -out "$T/users/forged-$name.csr" 2>/dev/null
+	body="username=$name&csr=$(urlencode <"$T/users/forged-$name.csr")"
 	idn=$(openssl x509 -in "$CA/rootCA.pem" -noout -subject -nameopt RFC2253 | sed 's/^subject=//')
-	printf '%s' "$body" | fcgi_as root "$1" REQUEST_METHOD=POST CONTENT_TYPE=application/x-www-form-urlencoded \
+	printf '%s' "$body" | fcgi_as "$user" "$addr" REQUEST_METHOD=POST CONTENT_TYPE=application/x-www-form-urlencoded \
 		CONTENT_LENGTH=${#body} SSL_CLIENT_VERIFY=SUCCESS SSL_CLIENT_S_DN_CN=admin SSL_CLIENT_I_DN="$idn" \
-		SSL_CLIENT_M_SERIAL=01 >"$2" 2>&1
+		SSL_CLIENT_M_SERIAL=01 "$@" >"$out" 2>&1
+}
+
+# post_as_alice OUT FIELDS [CURL_OPTIONS...]: a POST of the url-encoded FIELDS to
+# /getacert.php through the web server, presenting alice's certificate.
+post_as_alice() {
+	local out=$1 fields=$2
+	shift 2
+	get /getacert.php "$out" --cert "$T/users/alice.pem" --key "$T/users/alice.key" --data "$fields" "$@"
+}
+
+# suite_identity SOCKET [LOG]: issue 10 through the running web server and its shipped
+# configuration (after suite_common enrolled alice); LOG: getacert's stderr, when the
+# way it was started keeps it (spawn-fcgi does not).
+suite_identity() {
+	local sock=$1 log=${2:-} o=$T/out serial lines token
+	[ -n "$BIN" ] && [ -f "$T/users/alice.pem" ] || { notok "identity: alice is enrolled"; return 1; }
+	# Item 4: a PHP script (www-data) on the socket, passing alice's real certificate
+	# (certificates are public) and her serial, for a key of its own.
+	serial=$(openssl x509 -in "$T/users/alice.pem" -noout -serial | sed 's/^serial=//')
+	lines=$(wc -l <"$CA/index.txt")
+	forged_post "$sock" "$o/forged-www" www-data alice SSL_CLIENT_M_SERIAL="$serial" \
+		SSL_CLIENT_S_DN_CN=alice SSL_CLIENT_CERT="$(cat "$T/users/alice.pem")"
+	check_grep "front secret: www-data on the socket, forging alice with her own certificate, gets 403" "$o/forged-www" '^Status: 403'
+	check_nogrep "front secret: ... and no certificate" "$o/forged-www" 'x509-user-cert'
+	check "front secret: nothing was issued" test "$(wc -l <"$CA/index.txt")" = "$lines"
+	if [ -n "$log" ]; then
+		check_grep "front secret: the refusal is logged" "$log" 'does not carry the front secret'
+		check_nogrep "front secret: its value is never logged" "$log" "$(cat "$CA/front-secret")"
+	fi
+	get /secret.php "$o/php-secret"
+	check_grep "front secret: PHP behind the same server never gets GETACERT_FRONT_SECRET" "$o/php-secret" '^no front secret$'
+	# ... while the web server itself, with the shipped include, is served (the page).
+	get /getacert.php "$o/page-front"
+	check_grep "front secret: the web server's own requests are served" "$o/page-front" '^HTTP_STATUS=200$'
+
+	# Item 3: alice's account page token, posted cross-site from her browser.
+	get /getacert.php "$o/acct" --cert "$T/users/alice.pem" --key "$T/users/alice.key"
+	token=$(sed -n 's/.*name="token" value="\([^"]*\)".*/\1/p' "$o/acct" | head -n 1)
+	[ -n "$token" ] || { notok "cross-site: alice's account page has a form token" "$(head -c 800 "$o/acct")"; return 1; }
+	post_as_alice "$o/xs-origin" "action=add-device-code&token=$token" -H 'Origin: https://evil.example'
+	check_grep "cross-site: alice's valid token with Origin https://evil.example: 403" "$o/xs-origin" '^HTTP_STATUS=403$'
+	post_as_alice "$o/xs-null" "action=add-device-code&token=$token" -H 'Origin: null'
+	check_grep "cross-site: Origin null: 403" "$o/xs-null" '^HTTP_STATUS=403$'
+	post_as_alice "$o/xs-fetch" "action=add-device-code&token=$token" -H 'Sec-Fetch-Site: same-site'
+	check_grep "cross-site: Sec-Fetch-Site same-site: 403" "$o/xs-fetch" '^HTTP_STATUS=403$'
+	post_as_alice "$o/xs-renew" "username=alice&renew=yes&token=$token&csr=$(urlencode <"$T/users/forged-alice.csr")" \
+		-H 'Sec-Fetch-Site: cross-site'
+	check_grep "cross-site: renew=yes with alice's token from another site: 403" "$o/xs-renew" '^HTTP_STATUS=403$'
+	check_grep "cross-site: alice's certificate is still valid" <(openssl ca -config "$CA/ca.conf" -status "$serial" 2>&1) '=Valid \(V\)'
+	get /getacert.php "$o/xs-bob-token" --cert "$T/users/bob.pem" --key "$T/users/bob.key" \
+		--data "action=add-device-code&token=$token"
+	check_grep "token binding: alice's token in bob's browser: 400" "$o/xs-bob-token" '^HTTP_STATUS=400$'
+	post_as_alice "$o/same-origin" "action=add-device-code&token=$token" \
+		-H "Origin: https://127.0.0.1:$PORT" -H 'Sec-Fetch-Site: same-origin'
+	check_grep "control: the same post from alice's own page gets a code" "$o/same-origin" 'id="add-device-code"'
+	post_as_alice "$o/curl" "action=add-device-code&token=$token"
+	check_grep "control: curl (no Origin, no Sec-Fetch-Site) gets a code" "$o/curl" 'id="add-device-code"'
 }

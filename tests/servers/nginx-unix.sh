@@ -14,4 +14,5 @@ start_php_fpm
 start_nginx || exit 1
 suite_common
 suite_socket "$T/run/getacert/getacert.sock"
+suite_identity "$T/run/getacert/getacert.sock" "$T/logs/getacert.log"
 suite_crl reload_nginx

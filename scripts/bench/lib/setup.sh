@@ -148,6 +148,11 @@ unlimit() {
 }
 unlimit "$W/ca-rsa/ca.conf"
 [ ! -f "$W/ca-ec/ca.conf" ] || unlimit "$W/ca-ec/ca.conf"
+# One front secret for every daemon leg, so one nginx include serves them all (a
+# getacert from before the front secret has none, and nginx includes nothing).
+if [ -f "$W/ca-rsa/front-secret.nginx" ] && [ -f "$W/ca-ec/front-secret" ]; then
+    cp "$W/ca-rsa/front-secret" "$W/ca-ec/front-secret"
+fi
 
 # copy_ca SRC DST: same CA key and certificate, own database
 copy_ca() {
@@ -220,6 +225,7 @@ http {
         # 1. getacert as a FastCGI daemon (serve --listen unix:...)
         location = /fastcgi/ {
 $(params)
+$([ ! -f "$W/ca-rsa/front-secret.nginx" ] || echo "            include $W/ca-rsa/front-secret.nginx;")
             fastcgi_pass unix:$SOCK;
         }
         # 2. getacert as plain CGI through fcgiwrap
