@@ -3,8 +3,8 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::Path;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
 use openssl::asn1::{Asn1Integer, Asn1Time};
 use openssl::bn::BigNum;
@@ -110,6 +110,10 @@ pub fn ca_conf(dir: &Path) -> String {
          certificate     = $dir/rootCA.pem\n\
          private_key     = $dir/rootCA.key\n\
          serial          = $dir/serial\n\
+         # Random 127-bit serials (as `openssl ca` makes them with rand_serial): a CA\n\
+         # restored from a backup cannot issue a serial again that it issued after the\n\
+         # backup was taken. The serial file is then not used.\n\
+         rand_serial     = yes\n\
          crlnumber       = $dir/crlnumber\n\
          crl             = $dir/crl.pem\n\
          default_days    = 365\n\
@@ -173,7 +177,8 @@ fn template_line(key: &str, default: &str, comment: &str) -> String {
     }
 }
 
-fn write_new(path: &Path, content: &[u8], mode: u32) -> Result<(), String> {
+/// Creates `path` (never over an existing file) with `content` and `mode`, fsynced.
+pub(crate) fn write_new(path: &Path, content: &[u8], mode: u32) -> Result<(), String> {
     let mut f = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -198,25 +203,64 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<(), String> {
     let dir = dir
         .canonicalize()
         .map_err(|e| format!("{}: {e}", dir.display()))?;
+    // Only the CA's owner enters the directory; the web server reads what it needs (the
+    // CA certificate, the CRL) as root at start-up, or through getacert.
+    for d in [dir.clone(), dir.join("newcerts")] {
+        fs::set_permissions(&d, fs::Permissions::from_mode(0o700))
+            .map_err(|e| format!("{}: {e}", d.display()))?;
+    }
     let key = make_key(&opts.key)?;
     let cert = ca_cert(&key, opts).map_err(|e| format!("making the CA certificate: {e}"))?;
     let key_pem = key.private_key_to_pem_pkcs8().map_err(|e| e.to_string())?;
     let cert_pem = cert.to_pem().map_err(|e| e.to_string())?;
-    write_new(&dir.join("rootCA.key"), &key_pem, 0o600)?;
-    write_new(&dir.join("rootCA.pem"), &cert_pem, 0o644)?;
-    write_new(&dir.join("ca-bundle.crt"), &cert_pem, 0o644)?;
-    write_new(&dir.join("index.txt"), b"", 0o644)?;
-    write_new(&dir.join("index.txt.attr"), b"unique_subject = no\n", 0o644)?;
-    write_new(&dir.join("serial"), b"1000\n", 0o644)?;
-    write_new(&dir.join("crlnumber"), b"1000\n", 0o644)?;
-    write_front_secret(&dir)?;
-    write_new(&dir.join("ca.conf"), ca_conf(&dir).as_bytes(), 0o644)?;
-    // An empty CRL from the start, so ssl_crl / SSLCARevocationFile can point at it
-    // before the first revocation.
-    let app = Config::load(&dir.join("ca.conf"))
-        .map_err(|e| e.to_string())
-        .and_then(|c| App::new(c).map_err(|e| e.to_string()))?;
-    crl(&app, true)?;
+    // A failure part way (a full disk) removes every file this init made.
+    let files = [
+        ("rootCA.key", key_pem.as_slice(), 0o600),
+        ("rootCA.pem", cert_pem.as_slice(), 0o644),
+        ("ca-bundle.crt", cert_pem.as_slice(), 0o644),
+        ("index.txt", b"".as_slice(), 0o640),
+        ("index.txt.attr", b"unique_subject = no\n".as_slice(), 0o640),
+        ("serial", b"1000\n".as_slice(), 0o640),
+        ("crlnumber", b"1000\n".as_slice(), 0o640),
+    ];
+    let conf = ca_conf(&dir);
+    let mut created: Vec<PathBuf> = Vec::new();
+    let mut made = || -> Result<(), String> {
+        let conf_file = ("ca.conf", conf.as_bytes(), 0o640);
+        for (name, content, mode) in files.into_iter().chain([conf_file]) {
+            let path = dir.join(name);
+            let existed = path.exists();
+            let written = write_new(&path, content, mode);
+            if !existed && path.exists() {
+                created.push(path);
+            }
+            written?;
+        }
+        for name in [
+            "front-secret",
+            "front-secret.nginx",
+            "front-secret.apache",
+            "crl.pem",
+            "index.txt.lock",
+        ] {
+            if !dir.join(name).exists() {
+                created.push(dir.join(name));
+            }
+        }
+        write_front_secret(&dir)?;
+        // An empty CRL from the start, so ssl_crl / SSLCARevocationFile can point at it
+        // before the first revocation.
+        let app = Config::load(&dir.join("ca.conf"))
+            .map_err(|e| e.to_string())
+            .and_then(|c| App::new(c).map_err(|e| e.to_string()))?;
+        crl(&app, true).map(|_| ())
+    };
+    if let Err(e) = made() {
+        for path in created {
+            let _ = fs::remove_file(path);
+        }
+        return Err(e);
+    }
     println!("Made a CA in {}:", dir.display());
     println!("  rootCA.key (0600: only this user may read it), rootCA.pem, ca-bundle.crt,");
     println!("  index.txt, index.txt.attr, serial, crlnumber, crl.pem (empty), newcerts/, ca.conf,");
@@ -284,6 +328,7 @@ pub fn check(config_path: &Path) -> Report {
         Ok(_) => {}
         Err(e) => problems.push(format!("{}: {e}", p.private_key.display())),
     }
+    web_server_ownership(&config, problems, warnings);
     match Ca::load(&config) {
         Ok(ca) => {
             let now_t = Asn1Time::days_from_now(0).ok();
@@ -352,6 +397,11 @@ pub fn check(config_path: &Path) -> Report {
                     ));
                 }
             }
+            let indexed: std::collections::HashSet<String> = records
+                .iter()
+                .filter_map(|r| index::normalize_serial(&r.serial))
+                .collect();
+            warnings.extend(restore_gaps(&config, &indexed));
         }
         Err(e) => problems.push(format!(
             "{e} (fix or remove that line; `openssl ca` cannot read it either)"
@@ -386,6 +436,144 @@ pub fn check(config_path: &Path) -> Report {
         problems.push(e.to_string());
     }
     report
+}
+
+/// The web server's users on this system (Debian's www-data, RHEL's apache, nginx,
+/// Arch's http): name, uid, gid, from /etc/passwd.
+fn web_server_users() -> Vec<(String, u32, u32)> {
+    let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            let (name, uid, gid) = (f.first()?, f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?);
+            ["www-data", "apache", "nginx", "http"]
+                .contains(name)
+                .then(|| (name.to_string(), uid, gid))
+        })
+        .collect()
+}
+
+/// The CA key or database owned by, or writable by, the web server's user. Run as that
+/// user (check under mod_fcgid or mod_cgi), that is how those modes work: a warning
+/// naming it. Run as anyone else (the daemon's user, root), it is a problem: in the
+/// socket modes whoever runs a script in the web server must not reach the CA.
+fn web_server_ownership(config: &Config, problems: &mut Vec<String>, warnings: &mut Vec<String>) {
+    let web = web_server_users();
+    if web.is_empty() {
+        return;
+    }
+    let me = fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    let cgi_mode = web.iter().any(|w| Some(w.1) == me);
+    let p = &config.paths;
+    let db_dir = p.database.parent().unwrap_or(Path::new("."));
+    for path in [
+        &p.private_key,
+        &p.database,
+        &p.serial,
+        &p.new_certs_dir,
+        &db_dir.to_path_buf(),
+    ] {
+        let Ok(m) = fs::metadata(path) else { continue };
+        let mode = m.mode();
+        let Some((name, uid, _)) = web
+            .iter()
+            .find(|w| m.uid() == w.1 || (m.gid() == w.2 && mode & 0o020 != 0))
+        else {
+            continue;
+        };
+        let how = if m.uid() == *uid {
+            "belongs to"
+        } else {
+            "is writable by the group of"
+        };
+        if cgi_mode {
+            warnings.push(format!(
+                "{} {how} {name}, the web server's user: so it is under mod_fcgid or mod_cgi, \
+                 where getacert runs as {name}, but then every script the web server runs can \
+                 read or change the CA; the socket mode keeps them out (docs/deployment.md)",
+                path.display()
+            ));
+        } else {
+            problems.push(format!(
+                "{} {how} {name}, the web server's user, so any script the web server runs can \
+                 read or change the CA: give the CA to the daemon's user \
+                 (chown -R getacert:getacert {}; chmod 0700 {})",
+                path.display(),
+                db_dir.display(),
+                db_dir.display()
+            ));
+        }
+    }
+}
+
+/// What a CA restored from an older copy shows: certificates in newcerts/ that
+/// index.txt does not list, and a serial file at or below the highest of them.
+fn restore_gaps(config: &Config, indexed: &std::collections::HashSet<String>) -> Vec<String> {
+    let p = &config.paths;
+    let mut out = Vec::new();
+    let Ok(entries) = fs::read_dir(&p.new_certs_dir) else {
+        return out;
+    };
+    let mut missing: Vec<String> = Vec::new();
+    let mut highest: Option<String> = None;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(serial) = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".pem"))
+            .and_then(index::normalize_serial)
+        else {
+            continue;
+        };
+        if highest
+            .as_ref()
+            .is_none_or(|h| index::serial_cmp(&serial, h).is_gt())
+        {
+            highest = Some(serial.clone());
+        }
+        if !indexed.contains(&serial) {
+            missing.push(serial);
+        }
+    }
+    missing.sort_by(|a, b| index::serial_cmp(a, b));
+    if !missing.is_empty() {
+        let shown: Vec<&str> = missing.iter().take(5).map(String::as_str).collect();
+        out.push(format!(
+            "{} certificate(s) in {} are not in {} ({}{}): enrollments interrupted before their \
+             index line (never delivered), or index.txt restored from a backup older than \
+             newcerts/ (then they were issued and may be in use). Revoke each, which is harmless \
+             if it was never delivered: flock {} openssl ca -config {} -revoke {}/SERIAL.pem",
+            missing.len(),
+            p.new_certs_dir.display(),
+            p.database.display(),
+            shown.join(", "),
+            if missing.len() > shown.len() { ", …" } else { "" },
+            p.lock_file.display(),
+            config.file.display(),
+            p.new_certs_dir.display()
+        ));
+    }
+    if !config.rand_serial
+        && let Some(h) = &highest
+        && let Some(next) = fs::read_to_string(&p.serial)
+            .ok()
+            .and_then(|t| index::normalize_serial(&t))
+        && index::serial_cmp(&next, h).is_le()
+    {
+        out.push(format!(
+            "{}: the next serial {next} is not above the highest certificate in {} ({h}): the \
+             serial file was restored from an older copy. getacert skips used serials but \
+             `openssl ca` does not, and serials issued after that copy may be handed out again: \
+             write `{}` into {}, or better set `rand_serial = yes` in [ {} ]",
+            p.serial.display(),
+            p.new_certs_dir.display(),
+            index::serial_next(h),
+            p.serial.display(),
+            config.ca_section
+        ));
+    }
+    out
 }
 
 /// A CA certificate without keyUsage (keyCertSign) or without basicConstraints CA:TRUE —

@@ -10,13 +10,16 @@
 
 pub mod admin;
 pub mod app;
+pub mod backup;
 pub mod ca;
 pub mod config;
+pub mod docgen;
 pub mod enroll;
 #[allow(unsafe_code)]
 mod ffi;
 pub mod log;
 pub mod origin;
+pub mod owner;
 pub mod ratelimit;
 pub mod responder;
 pub mod token;

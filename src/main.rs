@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use getacert::admin;
 use getacert::app::App;
@@ -127,6 +127,20 @@ enum Command {
         /// Revoke all of the user's certificates first (a lost or stolen device).
         #[arg(long)]
         revoke_all: bool,
+    },
+    /// Copy the CA (ca.conf, key, certificate, index.txt, serial, CRL, newcerts/ …) into
+    /// a new directory, under the database lock, so the copy is consistent. Restoring:
+    /// docs/deployment.md.
+    Backup {
+        /// The directory to create (it must not exist, or be empty). Keep it private:
+        /// it holds the CA key.
+        dir: PathBuf,
+    },
+    /// Write the man pages and shell completions (for packaging: scripts/deb).
+    #[command(hide = true)]
+    GenerateDocs {
+        /// Where to write man/ and completions/.
+        dir: PathBuf,
     },
     /// Free a username for anyone: revoke its certificates that are still valid, void
     /// its codes and record its serials as released (getacert.released, logged). Until
@@ -290,6 +304,24 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let config = cli.config.as_deref();
+    // Run as root, the commands that read or change the CA act as its owner (check
+    // stays root: it judges the files as they are, for whoever runs the daemon).
+    if matches!(
+        cli.command,
+        Some(
+            Command::List
+                | Command::Revoke { .. }
+                | Command::Crl { .. }
+                | Command::Updatedb
+                | Command::RecoveryCode { .. }
+                | Command::Backup { .. }
+                | Command::Release { .. }
+        )
+    ) && let Err(e) = getacert::owner::act_as_ca_owner(&Config::locate(config))
+    {
+        eprintln!("getacert: {e}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Some(Command::Init {
             dir,
@@ -320,6 +352,12 @@ fn main() -> ExitCode {
             };
             serve(config, listen, workers, sink)
         }
+        Some(Command::Backup { dir }) => admin_app(config).and_then(|app| {
+            let n = getacert::backup::backup(&app, &dir)?;
+            println!("Backed up the CA and {n} certificate(s) to {}", dir.display());
+            Ok(())
+        }),
+        Some(Command::GenerateDocs { dir }) => getacert::docgen::write(Cli::command(), &dir),
         Some(Command::Check { web_config }) => {
             let mut report = admin::check(&Config::locate(config));
             if let Ok(c) = Config::load(&Config::locate(config)) {

@@ -333,9 +333,9 @@ fn with_lock<R>(ca: &Ca, f: impl FnOnce() -> R) -> R {
         .write(true)
         .open(ca.path("index.txt.lock"))
         .unwrap();
-    lock.lock().unwrap();
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
     let r = f();
-    lock.unlock().unwrap();
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::Unlock).unwrap();
     r
 }
 

@@ -113,7 +113,7 @@ fn judge(ca: &Ca, answers: &BTreeMap<String, Vec<u8>>, gapless: bool) {
 
 #[test]
 fn fastcgi_daemon_16_clients_x_50() {
-    let ca = Ca::init();
+    let ca = Ca::init_sequential();
     let daemon = Daemon::start(&ca, Listen::Unix, 4);
     let answers = hammer(&daemon.front, "FastCGI, 4 workers");
     judge(&ca, &answers, false);
@@ -128,7 +128,7 @@ fn fastcgi_daemon_16_clients_x_50() {
 
 #[test]
 fn cgi_16_processes_at_a_time_x_50() {
-    let ca = Ca::init();
+    let ca = Ca::init_sequential();
     let answers = hammer(&Front::Cgi(ca.conf.clone()), "CGI, 16 processes at a time");
     judge(&ca, &answers, true);
 }

@@ -24,7 +24,7 @@ const CLIENT_THREADS: usize = 4;
 
 #[test]
 fn kill_9_under_load_loses_nothing_that_was_answered() {
-    let ca = Ca::init();
+    let ca = Ca::init_sequential();
     let mut daemon = Daemon::start(&ca, Listen::Unix, 4);
     let front = daemon.front.clone();
     let (challenge, _) = front.challenge_and_token();
@@ -174,14 +174,14 @@ fn torn_line_is_repaired(ca: &Ca, front: &Front) {
 
 #[test]
 fn torn_last_line_is_repaired_by_cgi() {
-    let ca = Ca::init();
+    let ca = Ca::init_sequential();
     torn_line_is_repaired(&ca, &Front::Cgi(ca.conf.clone()));
 }
 
 /// The daemon reads index.txt incrementally: the torn tail appears behind its back.
 #[test]
 fn torn_last_line_is_repaired_by_the_running_daemon() {
-    let ca = Ca::init();
+    let ca = Ca::init_sequential();
     let daemon = Daemon::start(&ca, Listen::Unix, 2);
     torn_line_is_repaired(&ca, &daemon.front);
 }
@@ -190,7 +190,7 @@ fn torn_last_line_is_repaired_by_the_running_daemon() {
 /// counts: its user is taken.
 #[test]
 fn a_whole_last_line_without_newline_is_kept() {
-    let ca = Ca::init();
+    let ca = Ca::init_sequential();
     let front = Front::Cgi(ca.conf.clone());
     let csr = fixture_text("ec-p256.csr");
     ca.check_cert(&front.enroll_csr("w1", &csr).cert_der());
@@ -210,7 +210,7 @@ fn a_whole_last_line_without_newline_is_kept() {
 /// CGI takes serials one at a time from the serial file, so the sequence is exact.
 #[test]
 fn a_serial_file_behind_index_txt_is_overtaken() {
-    let ca = Ca::init();
+    let ca = Ca::init_sequential();
     let front = Front::Cgi(ca.conf.clone());
     let csr = fixture_text("ec-p256.csr");
     for u in ["s1", "s2", "s3"] {
@@ -246,7 +246,7 @@ fn a_serial_file_behind_index_txt_is_overtaken() {
 /// put back behind index.txt while it was stopped is overtaken too.
 #[test]
 fn a_serial_file_behind_index_txt_is_overtaken_by_the_daemon() {
-    let ca = Ca::init();
+    let ca = Ca::init_sequential();
     let mut daemon = Daemon::start(&ca, Listen::Unix, 2);
     let csr = fixture_text("ec-p256.csr");
     for u in ["d1", "d2", "d3"] {

@@ -64,7 +64,7 @@ impl LockHolder {
             .write(true)
             .open(ca.path("index.txt.lock"))
             .unwrap();
-        file.lock().unwrap();
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive).unwrap();
         LockHolder { _held: file }
     }
 }

@@ -16,7 +16,7 @@ fn serial_of_reply(ca: &Ca, reply: &Reply) -> String {
 
 #[test]
 fn revoke_and_crl_by_openssl_ca_between_enrollments() {
-    let ca = Ca::init();
+    let ca = Ca::init_sequential();
     let daemon = Daemon::start(&ca, Listen::Unix, 2);
     let front = &daemon.front;
     let cgi = Front::Cgi(ca.conf.clone());
@@ -130,14 +130,14 @@ fn username_taken_on(ca: &Ca, front: &Front) {
 
 #[test]
 fn username_taken_fastcgi() {
-    let ca = Ca::init();
+    let ca = Ca::init_sequential();
     let daemon = Daemon::start(&ca, Listen::Unix, 2);
     username_taken_on(&ca, &daemon.front);
 }
 
 #[test]
 fn username_taken_cgi() {
-    let ca = Ca::init();
+    let ca = Ca::init_sequential();
     username_taken_on(&ca, &Front::Cgi(ca.conf.clone()));
 }
 
@@ -146,7 +146,7 @@ fn username_taken_cgi() {
 /// then it is free, compared without regard to case.
 #[test]
 fn an_expired_certificate_keeps_the_name_until_released() {
-    let ca = Ca::init();
+    let ca = Ca::init_sequential();
     fs::write(
         ca.path("index.txt"),
         "V\t200101000000Z\t\t0FFE\tunknown\t/C=US/O=MyApp/CN=olduser\n\
@@ -183,7 +183,7 @@ fn an_expired_certificate_keeps_the_name_until_released() {
 
 #[test]
 fn the_409_body_names_the_username_and_the_page_says_how_to_retry() {
-    let ca = Ca::init();
+    let ca = Ca::init_sequential();
     let front = Front::Cgi(ca.conf.clone());
     let csr = fixture_text("ec-p256.csr");
     front.enroll_csr("zoe", &csr).cert_der();

@@ -26,7 +26,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::hash::{BuildHasher, Hasher};
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -204,6 +204,27 @@ impl GroupSync {
     }
 }
 
+/// Opens the lock file read-only (flock needs no more), creating it (0640) when missing:
+/// a lock file made by root or by another user never has to be writable to be taken.
+fn open_lock_file(path: &Path) -> io::Result<File> {
+    match File::open(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o640)
+                .open(path)
+            {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+            File::open(path)
+        }
+        other => other,
+    }
+}
+
 /// A held lock: the only way to read the view or change the database.
 pub struct Locked<'a> {
     store: &'a Store,
@@ -214,7 +235,7 @@ pub struct Locked<'a> {
 impl Drop for Locked<'_> {
     fn drop(&mut self) {
         if let Some(f) = self.lock.as_ref() {
-            let _ = f.unlock();
+            let _ = crate::ffi::flock::unlock(f);
         }
     }
 }
@@ -279,13 +300,8 @@ impl Store {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let lock_path = &self.paths.lock_file;
         if lock.is_none() {
-            let file = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .mode(0o600)
-                .open(lock_path)
-                .map_err(|e| StoreError::io(lock_path, "open the lock file", e))?;
+            let file =
+                open_lock_file(lock_path).map_err(|e| StoreError::io(lock_path, "open the lock file", e))?;
             *lock = Some(file);
         }
         let Some(file) = lock.as_ref() else {
@@ -298,14 +314,14 @@ impl Store {
         let deadline = Instant::now() + self.lock_timeout;
         let mut pause = Duration::from_micros(200);
         loop {
-            match file.try_lock() {
-                Ok(()) => break,
-                Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+            match crate::ffi::flock::try_lock_exclusive(file) {
+                Ok(true) => break,
+                Ok(false) if Instant::now() < deadline => {
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_millis(20));
                 }
-                Err(fs::TryLockError::WouldBlock) => return Err(StoreError::LockTimeout(lock_path.clone())),
-                Err(fs::TryLockError::Error(e)) => return Err(StoreError::io(lock_path, "lock", e)),
+                Ok(false) => return Err(StoreError::LockTimeout(lock_path.clone())),
+                Err(e) => return Err(StoreError::io(lock_path, "lock", e)),
             }
         }
         let mut locked = Locked {
@@ -330,8 +346,16 @@ impl Store {
             .mode(0o644)
             .open(&path)
             .map_err(|e| StoreError::io(&path, "create", e))?;
-        f.write_all(pem).map_err(|e| StoreError::io(&path, "write", e))?;
-        f.sync_all().map_err(|e| StoreError::io(&path, "fsync", e))?;
+        // A failed write (a full disk) leaves no empty or partial newcerts file behind.
+        if let Err(e) = f
+            .write_all(pem)
+            .map_err(|e| StoreError::io(&path, "write", e))
+            .and_then(|()| f.sync_all().map_err(|e| StoreError::io(&path, "fsync", e)))
+        {
+            drop(f);
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
         self.newcerts_sync.sync(&self.paths.new_certs_dir)?;
         Ok(path)
     }
@@ -620,7 +644,8 @@ impl Locked<'_> {
         let paths = &self.store.paths;
         if self.store.rand_serial {
             for _ in 0..16 {
-                let s = random_serial();
+                let s = random_serial()
+                    .map_err(|e| StoreError::io(&paths.new_certs_dir, "draw a random serial", e))?;
                 if !self.cert_path(&s).exists() {
                     return Ok(s);
                 }
@@ -737,34 +762,36 @@ impl Pending {
     }
 }
 
-/// Replaces `path` with `content`: write `path.getacert-new`, fsync, rename over `path`,
-/// fsync the directory.
+/// Replaces `path` with `content`: write `path.getacert-new` (with `path`'s mode, 0644
+/// for a new file), fsync, rename over `path`, fsync the directory. A failed write (a
+/// full disk) removes the new file and leaves `path` as it was.
 pub fn write_durably(path: &Path, content: &[u8]) -> Result<(), StoreError> {
     let tmp = PathBuf::from(format!("{}.getacert-new", path.display()));
+    let mode = fs::metadata(path).map(|m| m.mode() & 0o777).unwrap_or(0o644);
     let mut f = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
-        .mode(0o644)
+        .mode(mode)
         .open(&tmp)
         .map_err(|e| StoreError::io(&tmp, "create", e))?;
-    f.write_all(content)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| StoreError::io(&tmp, "write", e))?;
+    if let Err(e) = f.write_all(content).and_then(|()| f.sync_all()) {
+        drop(f);
+        let _ = fs::remove_file(&tmp);
+        return Err(StoreError::io(&tmp, "write", e));
+    }
     fs::rename(&tmp, path).map_err(|e| StoreError::io(path, "replace", e))?;
     fsync_dir(parent(path))
 }
 
-/// 128 random bits with the top bit clear (a positive INTEGER), never zero.
-fn random_serial() -> String {
+/// 127 random bits (positive, never zero, as RFC 5280 wants). A random-number failure is
+/// an error: never a predictable serial.
+fn random_serial() -> io::Result<String> {
     let mut b = [0u8; 16];
-    if openssl::rand::rand_bytes(&mut b).is_err() {
-        // Fall back on the kernel directly; rand_bytes failing means OpenSSL is broken.
-        let _ = File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b));
-    }
+    openssl::rand::rand_bytes(&mut b).map_err(io::Error::other)?;
     b[0] &= 0x7f;
     b[0] |= 0x01;
-    b.iter().map(|x| format!("{x:02X}")).collect()
+    Ok(b.iter().map(|x| format!("{x:02X}")).collect())
 }
 
 impl Locked<'_> {

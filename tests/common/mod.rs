@@ -170,6 +170,23 @@ impl Ca {
         ca
     }
 
+    /// `init` with sequential serials (`rand_serial = no`, as the article's CAs and
+    /// `openssl ca` by default): for the tests of the serial file itself.
+    pub fn init_sequential() -> Ca {
+        let ca = Ca::init();
+        let conf = fs::read_to_string(&ca.conf).unwrap();
+        assert!(
+            conf.contains("\nrand_serial     = yes\n"),
+            "init writes rand_serial = yes"
+        );
+        fs::write(
+            &ca.conf,
+            conf.replace("\nrand_serial     = yes\n", "\nrand_serial     = no\n"),
+        )
+        .unwrap();
+        ca
+    }
+
     /// Appends lines to ca.conf, which `init` ends with its `[ getacert ]` section.
     pub fn append_getacert_settings(&self, lines: &str) {
         let conf = fs::read_to_string(&self.conf).unwrap();

@@ -525,6 +525,18 @@ suite_key_private() {
 # urlencode < TEXT: form encoding of PEM text (base64, '-', spaces, newlines).
 urlencode() { sed 's/%/%25/g; s/+/%2B/g; s#/#%2F#g; s/=/%3D/g; s/ /%20/g' | awk 'BEGIN{ORS="%0A"} {print}'; }
 
+# cgi_enroll CONF NAME OUT [USER]: NAME enrolls with a new CSR through getacert run as
+# CGI (as USER, default the caller); the answer goes to OUT. True when it is a certificate.
+cgi_enroll() {
+	local conf=$1 name=$2 out=$3 user=${4:-} body
+	openssl req -newkey rsa:2048 -nodes -subj /CN=x -keyout "$T/users/$name.key" -out "$T/users/$name.csr" 2>/dev/null
+	body="username=$name&csr=$(urlencode <"$T/users/$name.csr")"
+	printf '%s' "$body" | ${user:+runuser -u "$user" --} env -i GATEWAY_INTERFACE=CGI/1.1 REQUEST_METHOD=POST \
+		CONTENT_TYPE=application/x-www-form-urlencoded CONTENT_LENGTH=${#body} SCRIPT_NAME=/getacert.php \
+		SERVER_NAME=localhost HTTPS=on REMOTE_ADDR=127.0.0.1 GETACERT_CONFIG="$conf" "$BIN" >"$out" 2>&1
+	grep -aq '^Content-[Tt]ype: application/x-x509-user-cert' "$out"
+}
+
 # forged_post ADDRESS OUT [USER [NAME [ENV=VALUE ...]]]: as USER (root), a POST straight
 # to getacert's FastCGI socket claiming SSL_CLIENT_VERIFY=SUCCESS for "admin" (or the
 # given ENV, e.g. someone's real certificate), enrolling NAME (mallory) by CSR with a
