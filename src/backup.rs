@@ -35,6 +35,14 @@ pub fn backup(app: &App, dir: &Path) -> Result<usize, String> {
     let p = &config.paths;
     let attr = PathBuf::from(format!("{}.attr", p.database.display()));
     let codes = codes::path_beside(&p.database);
+    let tries = codes.with_file_name("getacert.code-tries");
+    let released = app.store.released_path();
+    // The front secret and the snippets init made beside it for nginx and Apache.
+    let fronts: Vec<PathBuf> = config
+        .front_secret_file
+        .iter()
+        .flat_map(|f| ["", ".nginx", ".apache"].map(|ext| PathBuf::from(format!("{}{ext}", f.display()))))
+        .collect();
     // Held until the copy is complete: nothing changes the database meanwhile.
     let _locked = app.store.lock().map_err(|e| e.to_string())?;
     let mut manifest = String::from(
@@ -50,7 +58,11 @@ pub fn backup(app: &App, dir: &Path) -> Result<usize, String> {
         (&p.serial, !config.rand_serial),
         (&p.secret_file, false),
         (&codes, false),
+        (&tries, false),
+        // Released names: without it a restored CA would hold them again.
+        (&released, false),
     ];
+    files.extend(fronts.iter().map(|f| (f.as_path(), false)));
     if let Some(c) = &p.crlnumber {
         files.push((c, false));
     }

@@ -163,3 +163,33 @@ fn init_leaves_the_directory_0700_and_the_database_files_0600_or_0640() {
         assert_eq!(mode(f), 0o640, "{f}");
     }
 }
+
+/// A released name stays released in a backup (else a restore would hand it back to its
+/// old account), and the front secret the web server presents is in it too.
+#[test]
+fn backup_keeps_released_names_and_the_front_secret() {
+    let ca = Ca::init_with(&[]);
+    ca.enable_front_secret();
+    enroll(&ca, "alice");
+    let out = run(&ca, &["release", "alice"]);
+    assert!(
+        out.status.success(),
+        "release: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let b = ca.scratch("backup-released");
+    backup(&ca, &b);
+    assert_eq!(
+        fs::read(b.join("getacert.released")).unwrap(),
+        fs::read(ca.path("getacert.released")).unwrap()
+    );
+    for f in ["front-secret", "front-secret.nginx", "front-secret.apache"] {
+        assert!(ca.path(f).exists(), "init made {f}");
+        assert_eq!(fs::read(b.join(f)).unwrap(), fs::read(ca.path(f)).unwrap(), "{f}");
+        assert_eq!(
+            fs::metadata(b.join(f)).unwrap().permissions().mode() & 0o777,
+            0o600,
+            "{f}"
+        );
+    }
+}
