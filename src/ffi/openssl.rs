@@ -35,6 +35,7 @@ struct NetscapeSpki {
 
 unsafe extern "C" {
     fn NCONF_load(conf: *mut sys::CONF, file: *const c_char, eline: *mut c_long) -> c_int;
+    fn NCONF_load_bio(conf: *mut sys::CONF, bp: *mut sys::BIO, eline: *mut c_long) -> c_int;
     fn NCONF_get_string(conf: *const sys::CONF, group: *const c_char, name: *const c_char) -> *mut c_char;
     fn NCONF_get_section(conf: *const sys::CONF, section: *const c_char) -> *mut c_void;
     fn X509V3_EXT_add_nconf(
@@ -64,6 +65,31 @@ pub fn nconf_load(path: &std::path::Path) -> Result<Conf, String> {
     // SAFETY: conf is a valid CONF owned by `conf`; cpath is NUL-terminated; eline is a
     // valid out-pointer for the duration of the call.
     let ok = unsafe { NCONF_load(conf.as_ptr(), cpath.as_ptr(), &mut eline) };
+    nconf_result(conf, ok, eline)
+}
+
+/// [`nconf_load`] of a config held in memory (`Config::from_bytes`), parsed the same way.
+pub fn nconf_load_bytes(bytes: &[u8]) -> Result<Conf, String> {
+    let conf = Conf::new(ConfMethod::default()).map_err(|e| e.to_string())?;
+    let len = c_int::try_from(bytes.len()).map_err(|_| "config larger than 2 GiB")?;
+    // SAFETY: BIO_new_mem_buf makes a read-only BIO over `bytes`, which outlives it (freed
+    // below, before this function returns); a null result is checked.
+    let bio = unsafe { sys::BIO_new_mem_buf(bytes.as_ptr().cast(), len) };
+    if bio.is_null() {
+        return Err(format!("cannot read it: {}", error_queue_lossy()));
+    }
+    let mut eline: c_long = 0;
+    // SAFETY: conf is a valid CONF owned by `conf`, bio a valid BIO; eline is a valid
+    // out-pointer for the duration of the call. The BIO is freed once, after the call.
+    let ok = unsafe {
+        let ok = NCONF_load_bio(conf.as_ptr(), bio, &mut eline);
+        sys::BIO_free_all(bio);
+        ok
+    };
+    nconf_result(conf, ok, eline)
+}
+
+fn nconf_result(conf: Conf, ok: c_int, eline: c_long) -> Result<Conf, String> {
     if ok == 1 {
         return Ok(conf);
     }

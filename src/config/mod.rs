@@ -4,6 +4,15 @@
 //! read → defaults → validate, once; every error names the file and the key.
 //!
 //! This module does not open the CA key or touch the database: see `ca::store`.
+//!
+//! Layout: `keys` (the one table of `[ getacert ]` keys), `read` (typed readers over the
+//! parsed file, the name tables), `template` (the ca.conf `init` writes, from the key
+//! table); here the types and the loader, [`Config::load`] for a file and
+//! [`Config::from_bytes`] for a ca.conf held in memory (tests of every key).
+
+mod keys;
+mod read;
+mod template;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -14,7 +23,11 @@ use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use regex::Regex;
 
-use crate::ffi::openssl::{nconf_get, nconf_section};
+use crate::ffi::openssl::nconf_section;
+pub use keys::GETACERT_KEYS;
+pub use read::curve_name;
+use read::{Reader, digest, eaten_backslash, facility, line_of, unique_subject};
+pub use template::ca_conf;
 
 /// The default location, for CGI without `--config` or `GETACERT_CONFIG`.
 pub const DEFAULT_PATH: &str = "/etc/getacert/ca.conf";
@@ -177,331 +190,29 @@ impl fmt::Debug for Config {
     }
 }
 
-/// Every `[ getacert ]` key with its default, as `getacert init` writes them (commented)
-/// into a new ca.conf. `(key, default, comment)`.
-pub const GETACERT_KEYS: &[(&str, &str, &str)] = &[
-    (
-        "organization",
-        "(from the CA certificate)",
-        "O of issued certificates",
-    ),
-    ("organizational_unit", "(none)", "OU of issued certificates"),
-    ("country", "(from the CA certificate)", "C of issued certificates"),
-    ("state", "(from the CA certificate)", "ST of issued certificates"),
-    (
-        "locality",
-        "(from the CA certificate)",
-        "L of issued certificates",
-    ),
-    (
-        "days",
-        "(default_days of the CA section, else 365)",
-        "validity of issued certificates",
-    ),
-    (
-        "username_rule",
-        DEFAULT_USERNAME_RULE,
-        "regular expression a username must match (in ca.conf write \\$ for $ and \\\\ for a backslash; with allow_non_ascii = yes the default admits letters of any script)",
-    ),
-    (
-        "allow_non_ascii",
-        "no",
-        "yes admits non-ASCII names: NFC, compared case-folded, one script, no look-alike of a known name",
-    ),
-    ("require_email", "no", "yes makes the email field mandatory"),
-    ("key_types", "rsa ec ed25519", "public key algorithms accepted"),
-    ("rsa_min_bits", "2048", "smallest RSA key accepted"),
-    ("rsa_max_bits", "16384", "largest RSA key accepted"),
-    ("ec_curves", "P-256 P-384 P-521", "EC curves accepted"),
-    (
-        "spkac_challenge",
-        "signed",
-        "signed: the SPKAC challenge must come from this server's page; any: accept any",
-    ),
-    (
-        "token_lifetime",
-        "3600",
-        "seconds a page's form token and SPKAC challenge stay valid",
-    ),
-    ("max_body", "65536", "largest request body in bytes (larger: 413)"),
-    (
-        "log_facility",
-        "authpriv",
-        "syslog facility (auth, authpriv, daemon, user, local0 … local7)",
-    ),
-    (
-        "listen",
-        "(none)",
-        "FastCGI socket for `serve`: unix:/run/getacert/getacert.sock or tcp:127.0.0.1:9000",
-    ),
-    ("socket_mode", "0660", "permissions of the unix socket"),
-    (
-        "socket_group",
-        "(none)",
-        "group of the unix socket, e.g. www-data",
-    ),
-    (
-        "workers",
-        "4",
-        "FastCGI worker threads (they sign; connections need none)",
-    ),
-    (
-        "queue",
-        "64",
-        "complete requests that may wait for a worker; one more is answered 503 at once",
-    ),
-    (
-        "request_timeout",
-        "15",
-        "seconds a request's params and body may take to arrive (and to wait for a worker)",
-    ),
-    (
-        "lock_timeout",
-        "10",
-        "seconds to wait for the database lock before answering 503",
-    ),
-    (
-        "crl_file",
-        "(none)",
-        "where `getacert crl` and revocations write the CRL (PEM)",
-    ),
-    (
-        "ocsp_next_update",
-        "60",
-        "seconds an OCSP answer is valid (thisUpdate to nextUpdate): how long a revoked certificate may still sign in through a cached answer",
-    ),
-    (
-        "auth_url",
-        "/auth/",
-        "the \"test my certificate\" link on the enrollment page",
-    ),
-    (
-        "site_name",
-        "(the CA certificate's common name)",
-        "the name in the enrollment page's header and title",
-    ),
-    (
-        "address_rate",
-        "20/60",
-        "enrollments and account actions per client address: N/SECONDS, or off",
-    ),
-    (
-        "username_rate",
-        "5/60",
-        "enrollments and code attempts per username: N/SECONDS, or off",
-    ),
-    (
-        "code_lifetime",
-        "900",
-        "seconds an add-device or recovery code stays valid",
-    ),
-    (
-        "ipv6_prefix",
-        "64",
-        "IPv6 clients are rate-limited by their network of this many bits",
-    ),
-    (
-        "front_secret_file",
-        "(none; `getacert init` sets DIR/front-secret)",
-        "the daemon answers only FastCGI requests carrying this file's content as GETACERT_FRONT_SECRET",
-    ),
-];
-
-/// Whether `key` is a `[ getacert ]` setting.
-fn known_key(key: &str) -> bool {
-    GETACERT_KEYS.iter().any(|(k, _, _)| *k == key)
-}
-
-/// The known key nearest to a misspelt one, when one is near enough to be meant.
-fn nearest_key(key: &str) -> Option<&'static str> {
-    GETACERT_KEYS
-        .iter()
-        .map(|(k, _, _)| (strsim::levenshtein(key, k), *k))
-        .filter(|(d, k)| *d <= 3.max(k.len() / 4))
-        .min()
-        .map(|(_, k)| k)
-}
-
-/// The line of `file` (1-based) that sets `key` in `[section]`, for messages. `None` when
-/// it comes from an `.include`d file or cannot be found.
-fn line_of(file: &Path, section: &str, key: &str) -> Option<usize> {
-    let text = std::fs::read_to_string(file).ok()?;
-    let mut current = String::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if let Some(rest) = line.strip_prefix('[') {
-            current = rest.trim_end_matches(']').trim().to_string();
-        } else if current == section
-            && let Some((k, _)) = line.split_once('=')
-            && k.trim() == key
-        {
-            return Some(n + 1);
-        }
-    }
-    None
-}
-
-/// ca.conf is read by OpenSSL, which takes a backslash as an escape (`\d` reaches the
-/// program as `d`, `\n` as a newline) and `$` as a variable: a regular expression must
-/// be written with `\\` for each backslash and `\$` for each `$`. This finds a
-/// backslash that OpenSSL ate, from the line as written, so the rule is not silently
-/// different from what the admin typed.
-fn eaten_backslash(raw_line: &str) -> Option<String> {
-    let value = raw_line.split_once('=')?.1;
-    let mut chars = value.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            match chars.next() {
-                Some('\\' | '$' | '"' | '\'') => {}
-                Some(other) => return Some(format!("\\{other}")),
-                None => return Some("\\".to_string()),
-            }
-        }
-    }
-    None
-}
-
-struct Reader<'a> {
-    conf: &'a Conf,
-    file: &'a Path,
-    section: String,
-    /// Fall back to the unnamed default section, as `openssl ca` does for its own
-    /// sections; getacert's section is read exactly.
-    fallback: bool,
-}
-
-impl Reader<'_> {
-    fn err(&self, key: &str, problem: impl Into<String>) -> ConfigError {
-        ConfigError {
-            file: self.file.to_path_buf(),
-            key: format!("[{}] {key}", self.section),
-            problem: problem.into(),
-        }
-    }
-
-    /// A key of this section only (no fallback to the default section for getacert's own).
-    /// In `[ getacert ]` an empty value means the default, so that uncommenting any line
-    /// of the ca.conf `init` writes keeps a configuration that loads.
-    fn get(&self, key: &str) -> Option<String> {
-        let value = if self.fallback {
-            nconf_get(self.conf, &self.section, key)
-        } else {
-            debug_assert!(
-                known_key(key),
-                "[getacert] {key} is read but not in GETACERT_KEYS"
-            );
-            nconf_section(self.conf, &self.section)
-                .and_then(|kv| kv.into_iter().find(|(k, _)| k == key).map(|(_, v)| v))
-        };
-        value
-            .map(|v| v.trim().to_string())
-            .filter(|v| self.fallback || !v.is_empty())
-    }
-
-    /// Every key of `[ getacert ]` must be one getacert knows: a misspelt
-    /// `rsa_min_bit = 4096` would otherwise leave the default in force unnoticed.
-    fn refuse_unknown_keys(&self) -> Result<(), ConfigError> {
-        for (key, _) in nconf_section(self.conf, &self.section).unwrap_or_default() {
-            if known_key(&key) {
-                continue;
-            }
-            let at = line_of(self.file, &self.section, &key)
-                .map(|n| format!(" (line {n})"))
-                .unwrap_or_default();
-            let hint = match nearest_key(&key) {
-                Some(k) => format!("; did you mean {k}?"),
-                None => "; `getacert init` writes a ca.conf listing every key".to_string(),
-            };
-            return Err(self.err(&key, format!("unknown setting{at}{hint}")));
-        }
-        Ok(())
-    }
-
-    fn path(&self, key: &str) -> Result<PathBuf, ConfigError> {
-        self.get(key)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .ok_or_else(|| self.err(key, "missing (openssl ca needs it too)"))
-    }
-
-    fn yes_no(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
-        match self.get(key).as_deref().map(str::to_ascii_lowercase).as_deref() {
-            None => Ok(default),
-            Some("yes" | "y" | "true" | "1" | "on") => Ok(true),
-            Some("no" | "n" | "false" | "0" | "off") => Ok(false),
-            Some(v) => Err(self.err(key, format!("{v:?} is not yes or no"))),
-        }
-    }
-
-    fn number<T: std::str::FromStr>(&self, key: &str, default: T) -> Result<T, ConfigError> {
-        match self.get(key) {
-            None => Ok(default),
-            Some(v) => v
-                .parse()
-                .map_err(|_| self.err(key, format!("{v:?} is not a whole number"))),
-        }
-    }
-}
-
-fn facility(name: &str) -> Option<libc::c_int> {
-    Some(match name {
-        "auth" => libc::LOG_AUTH,
-        "authpriv" => libc::LOG_AUTHPRIV,
-        "daemon" => libc::LOG_DAEMON,
-        "user" => libc::LOG_USER,
-        "local0" => libc::LOG_LOCAL0,
-        "local1" => libc::LOG_LOCAL1,
-        "local2" => libc::LOG_LOCAL2,
-        "local3" => libc::LOG_LOCAL3,
-        "local4" => libc::LOG_LOCAL4,
-        "local5" => libc::LOG_LOCAL5,
-        "local6" => libc::LOG_LOCAL6,
-        "local7" => libc::LOG_LOCAL7,
-        _ => return None,
-    })
-}
-
-fn curve(name: &str) -> Option<Nid> {
-    match name {
-        "P-256" | "prime256v1" | "secp256r1" => Some(Nid::X9_62_PRIME256V1),
-        "P-384" | "secp384r1" => Some(Nid::SECP384R1),
-        "P-521" | "secp521r1" => Some(Nid::SECP521R1),
-        _ => None,
-    }
-}
-
-/// The short curve name for messages.
-pub fn curve_name(nid: Nid) -> &'static str {
-    match nid {
-        Nid::X9_62_PRIME256V1 => "P-256",
-        Nid::SECP384R1 => "P-384",
-        Nid::SECP521R1 => "P-521",
-        _ => "an unsupported curve",
-    }
-}
-
-fn digest(name: &str) -> Option<MessageDigest> {
-    match name {
-        "sha256" => Some(MessageDigest::sha256()),
-        "sha384" => Some(MessageDigest::sha384()),
-        "sha512" => Some(MessageDigest::sha512()),
-        _ => None,
-    }
-}
-
 impl Config {
     /// Reads, defaults and validates `file`. The CA certificate's subject supplies
     /// subject defaults, so it is read here (the key is not).
     pub fn load(file: &Path) -> Result<Config, ConfigError> {
-        let top_err = |problem: String| ConfigError {
-            file: file.to_path_buf(),
-            key: String::new(),
-            problem,
-        };
-        let conf = crate::ffi::openssl::nconf_load(file).map_err(top_err)?;
+        let conf = crate::ffi::openssl::nconf_load(file).map_err(|problem| top_err(file, problem))?;
+        // For line numbers in messages only: NCONF has read the file itself.
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        Config::from_parsed(file, conf, &text)
+    }
+
+    /// [`Config::load`] of a ca.conf held in memory, named `file` in messages; relative
+    /// paths and `.include` are resolved from the current directory, as for a file.
+    pub fn from_bytes(file: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
+        let conf = crate::ffi::openssl::nconf_load_bytes(bytes).map_err(|problem| top_err(file, problem))?;
+        Config::from_parsed(file, conf, &String::from_utf8_lossy(bytes))
+    }
+
+    /// Defaults and validation over a parsed ca.conf (`text`: the file as written).
+    fn from_parsed(file: &Path, conf: Conf, text: &str) -> Result<Config, ConfigError> {
         let top = Reader {
             conf: &conf,
             file,
+            text,
             section: "ca".into(),
             fallback: true,
         };
@@ -511,12 +222,14 @@ impl Config {
         let ca = Reader {
             conf: &conf,
             file,
+            text,
             section: ca_section.clone(),
             fallback: true,
         };
         let ga = Reader {
             conf: &conf,
             file,
+            text,
             section: "getacert".into(),
             fallback: false,
         };
@@ -597,32 +310,7 @@ impl Config {
             ),
         };
 
-        let policy_name = ca.get("policy").ok_or_else(|| ca.err("policy", "missing"))?;
-        let policy_items = nconf_section(&conf, &policy_name).ok_or_else(|| {
-            ca.err(
-                "policy",
-                format!("names section [{policy_name}], which does not exist"),
-            )
-        })?;
-        let pol = Reader {
-            conf: &conf,
-            file,
-            section: policy_name.clone(),
-            fallback: false,
-        };
-        let mut policy = Vec::new();
-        for (field, rule) in policy_items {
-            let nid = openssl::asn1::Asn1Object::from_str(&field)
-                .map(|o| o.nid())
-                .map_err(|_| pol.err(&field, "is not a known subject field"))?;
-            let rule = match rule.trim() {
-                "match" => PolicyRule::Match,
-                "supplied" => PolicyRule::Supplied,
-                "optional" => PolicyRule::Optional,
-                other => return Err(pol.err(&field, format!("{other:?} is not match, supplied or optional"))),
-            };
-            policy.push((nid, rule));
-        }
+        let policy = read::policy(&conf, &ca)?;
 
         let unique_subject = unique_subject(&paths.database, &ca)?;
         let copy_extensions = match ca.get("copy_extensions").as_deref() {
@@ -648,11 +336,9 @@ impl Config {
             })
         });
 
-        if let Some(n) = line_of(file, "getacert", "username_rule")
-            && let Some(line) = std::fs::read_to_string(file)
-                .ok()
-                .and_then(|t| t.lines().nth(n - 1).map(str::to_string))
-            && let Some(eaten) = eaten_backslash(&line)
+        if let Some(n) = line_of(text, "getacert", "username_rule")
+            && let Some(line) = text.lines().nth(n - 1)
+            && let Some(eaten) = eaten_backslash(line)
         {
             return Err(ga.err(
                 "username_rule",
@@ -674,35 +360,7 @@ impl Config {
         let username_rule = Regex::new(&rule_text)
             .map_err(|e| ga.err("username_rule", format!("not a regular expression: {e}")))?;
 
-        let key_types = get_ga("key_types").unwrap_or_else(|| "rsa ec ed25519".into());
-        let mut keys = KeyPolicy {
-            rsa: false,
-            rsa_min_bits: ga.number("rsa_min_bits", 2048)?,
-            rsa_max_bits: ga.number("rsa_max_bits", 16384)?,
-            ec_curves: Vec::new(),
-            ed25519: false,
-        };
-        let mut ec = false;
-        for t in key_types.split([' ', ',']).filter(|t| !t.is_empty()) {
-            match t.to_ascii_lowercase().as_str() {
-                "rsa" => keys.rsa = true,
-                "ec" => ec = true,
-                "ed25519" => keys.ed25519 = true,
-                other => return Err(ga.err("key_types", format!("{other:?} is not rsa, ec or ed25519"))),
-            }
-        }
-        if keys.rsa_min_bits < 2048 {
-            return Err(ga.err("rsa_min_bits", "below 2048 is not safe"));
-        }
-        if ec {
-            let curves = get_ga("ec_curves").unwrap_or_else(|| "P-256 P-384 P-521".into());
-            for c in curves.split([' ', ',']).filter(|t| !t.is_empty()) {
-                keys.ec_curves.push(
-                    curve(c)
-                        .ok_or_else(|| ga.err("ec_curves", format!("{c:?} is not P-256, P-384 or P-521")))?,
-                );
-            }
-        }
+        let keys = read::key_policy(&ga)?;
 
         let challenge = match get_ga("spkac_challenge").as_deref() {
             None | Some("signed") => ChallengeRule::Signed,
@@ -829,60 +487,54 @@ impl Config {
     }
 }
 
-/// `unique_subject` as `openssl ca` resolves it: index.txt.attr first, then the CA
-/// section, default yes.
-fn unique_subject(database: &Path, ca: &Reader<'_>) -> Result<bool, ConfigError> {
-    let attr = PathBuf::from(format!("{}.attr", database.display()));
-    if let Ok(text) = std::fs::read_to_string(&attr) {
-        for line in text.lines() {
-            if let Some((k, v)) = line.split_once('=')
-                && k.trim() == "unique_subject"
-            {
-                return match v.trim().to_ascii_lowercase().as_str() {
-                    "no" | "n" | "false" => Ok(false),
-                    _ => Ok(true),
-                };
-            }
-        }
+fn top_err(file: &Path, problem: String) -> ConfigError {
+    ConfigError {
+        file: file.to_path_buf(),
+        key: String::new(),
+        problem,
     }
-    ca.yes_no("unique_subject", true)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// `from_bytes` reads a ca.conf from memory exactly as `load` reads the file: the same
+    /// values, the same errors naming the file and the key.
     #[test]
-    fn a_misspelt_key_gets_the_nearest_known_one_as_a_hint() {
-        assert_eq!(nearest_key("rsa_min_bit"), Some("rsa_min_bits"));
-        assert_eq!(nearest_key("usernamerule"), Some("username_rule"));
-        assert_eq!(nearest_key("colour_scheme"), None);
-    }
-
-    #[test]
-    fn a_backslash_openssl_would_eat_is_found_in_the_line_as_written() {
-        assert_eq!(
-            eaten_backslash(r"username_rule = ^[a-z]\d+\$"),
-            Some(r"\d".into())
-        );
-        assert_eq!(eaten_backslash(r"username_rule = ^a\.b\$"), Some(r"\.".into()));
-        assert_eq!(eaten_backslash(r"username_rule = ^[a-z]\\d+\$"), None);
-        assert_eq!(eaten_backslash(r"username_rule = ^[a-z]+\$"), None);
-    }
-
-    /// README's configuration table is the documentation of the key table: every key in it.
-    #[test]
-    fn readme_configuration_table_lists_every_key() {
-        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"));
-        let rows: Vec<&str> = readme.lines().filter(|l| l.starts_with("| `")).collect();
-        for (key, _, _) in GETACERT_KEYS {
-            assert!(
-                rows.iter().any(|r| r
-                    .split('|')
-                    .nth(1)
-                    .is_some_and(|c| c.contains(&format!("`{key}`")))),
-                "README's configuration table has no row for {key}"
-            );
+    fn from_bytes_matches_load_and_names_the_key_of_a_bad_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = crate::admin::InitOptions {
+            cn: "Test CA".into(),
+            org: None,
+            country: None,
+            key: "ec:P-256".into(),
+            days: 30,
+        };
+        crate::admin::init(dir.path(), &opts).unwrap();
+        let file = dir.path().join("ca.conf");
+        let text = std::fs::read_to_string(&file).unwrap();
+        let loaded = Config::load(&file).unwrap();
+        let parsed = Config::from_bytes(&file, text.as_bytes()).unwrap();
+        assert_eq!(loaded.paths, parsed.paths);
+        assert_eq!(loaded.workers, parsed.workers);
+        let table: &[(&str, &str)] = &[
+            ("workers = 0", "[getacert] workers: must be between 1 and 256"),
+            (
+                "rsa_min_bits = 1024",
+                "[getacert] rsa_min_bits: below 2048 is not safe",
+            ),
+            ("rsa_min_bit = 4096", "did you mean rsa_min_bits?"),
+            ("spkac_challenge = maybe", "\"maybe\" is not signed or any"),
+            ("code_lifetime = 10", "must be between 60 and 604800 seconds"),
+        ];
+        for (line, want) in table {
+            let bad = format!("{text}{line}\n");
+            let err = Config::from_bytes(&file, bad.as_bytes()).unwrap_err().to_string();
+            assert!(err.starts_with(&file.display().to_string()), "{line}: {err}");
+            assert!(err.contains(want), "{line}: {err}");
         }
+        let syntax = Config::from_bytes(&file, b"[ ca\n").unwrap_err().to_string();
+        assert!(syntax.contains("syntax error on line 1"), "{syntax}");
     }
 }
