@@ -648,8 +648,7 @@ pub fn release(app: &App, user: &str) -> Result<Released, String> {
     let t = now();
     let mut locked = app.store.lock().map_err(|e| e.to_string())?;
     let released = serials_of(&locked, user)?;
-    let codes = crate::ca::codes::path_beside(&app.config.paths.database);
-    let had_code = crate::ca::codes::has_live(&codes, &comparison_key(user, app.config.allow_non_ascii), t)
+    let had_code = crate::ca::codes::has_live(&locked, &comparison_key(user, app.config.allow_non_ascii), t)
         .map_err(|e| e.to_string())?;
     if released.is_empty() && !had_code {
         return Err(format!("{user:?} was never issued here: nothing to release"));
@@ -658,13 +657,8 @@ pub fn release(app: &App, user: &str) -> Result<Released, String> {
     let revoked = revoke_locked(app, &mut locked, Some("cessationOfOperation"), t, |r| {
         r.expires_unix() > t && released.contains(&r.serial)
     })?;
-    crate::ca::codes::void(
-        &locked,
-        &codes,
-        &comparison_key(user, app.config.allow_non_ascii),
-        t,
-    )
-    .map_err(|e| e.to_string())?;
+    crate::ca::codes::void(&locked, &comparison_key(user, app.config.allow_non_ascii), t)
+        .map_err(|e| e.to_string())?;
     locked.release(user, &released, t).map_err(|e| e.to_string())?;
     drop(locked);
     ::log::info!(
@@ -701,9 +695,8 @@ pub fn recovery_code(app: &App, user: &str, revoke_all: bool) -> Result<(String,
     } else {
         Vec::new()
     };
-    let path = crate::ca::codes::path_beside(&app.config.paths.database);
     let code = app
-        .issue_code(&locked, &path, user, crate::ca::codes::CodeKind::Recovery, t)
+        .issue_code(&locked, user, crate::ca::codes::CodeKind::Recovery, t)
         .map_err(|e| e.to_string())?;
     ::log::info!(target: "audit", "recovery code issued user={user} by=admin revoked={}", revoked.len());
     Ok((code, revoked))

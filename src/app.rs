@@ -344,7 +344,7 @@ impl App {
     /// [`App::validate`], then the token secret (created on first use).
     pub fn new(config: Config) -> Result<App, StartError> {
         let ca = Self::validate(&config)?;
-        let secret = token::load_or_create_secret(&config.paths.secret_file)
+        let secret = crate::ca::store::load_or_create_secret(&config.paths.secret_file)
             .map_err(|e| StartError(format!("{}: {e}", config.paths.secret_file.display())))?;
         if let Some(note) = &config.digest_note {
             log::warn!("{}: {note}", config.file.display());
@@ -517,7 +517,7 @@ impl App {
             log::info!(target: "audit", "revoked certificate serial={serial} presented by {}", remote(req));
             return None;
         }
-        let on_file = std::fs::read(locked.cert_path(&serial)).ok()?;
+        let on_file = locked.cert_on_file(&serial)?;
         let on_file = X509::from_pem(&on_file).ok()?;
         if on_file.to_der().ok()? != presented.to_der().ok()? {
             log::info!(target: "audit", "client certificate serial={serial} does not match the one on file ({})", remote(req));
@@ -637,8 +637,7 @@ impl App {
     fn add_device_code(&self, req: &Request, who: &Identity) -> Result<Response, Refusal> {
         let t = now();
         let locked = self.store.lock()?;
-        let path = codes::path_beside(&self.config.paths.database);
-        let code = self.issue_code(&locked, &path, &who.username, CodeKind::AddDevice, t)?;
+        let code = self.issue_code(&locked, &who.username, CodeKind::AddDevice, t)?;
         let devices = self.devices(&locked, &who.username)?;
         drop(locked);
         log::info!(target: "audit", "add-device code issued user={} by serial={} remote={}", who.username, who.serial, remote(req));
@@ -649,14 +648,12 @@ impl App {
     pub fn issue_code(
         &self,
         locked: &crate::ca::store::Locked<'_>,
-        path: &std::path::Path,
         user: &str,
         kind: CodeKind,
         t: i64,
     ) -> Result<String, crate::ca::store::StoreError> {
         codes::issue(
             locked,
-            path,
             &self.secret,
             &comparison_key(user, self.config.allow_non_ascii),
             kind,
@@ -745,28 +742,25 @@ impl App {
         }
         let t = now();
         let mut locked = self.store.lock()?;
-        let codes_path = codes::path_beside(&cfg.paths.database);
         let how = match proven {
             // The owner's own devices are limited apart from anonymous traffic for the name.
             Some(_) => {
                 self.rate_limit(&format!("owner {name_key}"), true)?;
                 Grant::ClientCertificate
             }
-            None if locked.username_known(username.as_str())
-                || codes::has_live(&codes_path, &name_key, t)? =>
-            {
+            None if locked.username_known(username.as_str()) || codes::has_live(&locked, &name_key, t)? => {
                 // A name that was ever issued belongs to its account: only a code opens
                 // it to an anonymous request. Refusing costs nobody's limit.
                 let Some(code) = code else {
                     return Err(Refusal::UsernameTaken(username.as_str().to_string()));
                 };
-                if let Some(wait) = codes::backoff(&codes_path, &name_key, &client, t)? {
+                if let Some(wait) = codes::backoff(&locked, &name_key, &client, t)? {
                     return Err(Refusal::RateLimited(wait));
                 }
                 self.rate_limit(&format!("user {name_key}"), true)?;
-                let result = codes::redeem(&locked, &codes_path, &self.secret, &name_key, code, t)?;
+                let result = codes::redeem(&locked, &self.secret, &name_key, code, t)?;
                 let right = matches!(result, Redeemed::Accepted(_));
-                codes::record_guess(&locked, &codes_path, &name_key, &client, right, t)?;
+                codes::record_guess(&locked, &name_key, &client, right, t)?;
                 match result {
                     Redeemed::Accepted(CodeKind::AddDevice) => Grant::AddDeviceCode,
                     Redeemed::Accepted(CodeKind::Recovery) => Grant::RecoveryCode,
@@ -790,7 +784,8 @@ impl App {
         if locked.subject_taken(&subject_line, t) {
             return Err(Refusal::SubjectTaken);
         }
-        let serial = locked.allocate_serial()?;
+        let reservation = locked.reserve()?;
+        let serial = reservation.serial().to_string();
         // Sign without holding the lock, so enrollments sign in parallel; what the
         // first check decided is checked again once the lock is held to record.
         drop(locked);
@@ -808,33 +803,21 @@ impl App {
             .cert
             .to_pem()
             .map_err(|e| Refusal::Internal(e.to_string()))?;
-        let cert_file = self.store.write_cert(&serial, &pem)?;
-        let mut locked = self.store.lock()?;
-        // The last moment a request the web server gave up on can leave no trace: after
-        // this the certificate is recorded and answered, whoever still listens.
-        let lost = if req.abandoned.is_set() {
-            Ok(Some(Refusal::Abandoned))
-        } else {
-            self.grant_lost(&locked, how, &username, &name_key, proven, &subject_line, now())
-        };
-        let lost = match lost {
-            Ok(lost) => lost,
-            Err(e) => Some(e),
-        };
-        if let Some(refusal) = lost {
-            // The grant did not hold until now (another request won the name, the
-            // presented certificate was revoked meanwhile): the file goes, the serial
-            // stays used.
-            let _ = std::fs::remove_file(&cert_file);
-            return Err(refusal);
-        }
-        let pending = match locked.record(&issued.record) {
-            Ok(p) => p,
-            Err(e) => {
-                let _ = std::fs::remove_file(&cert_file);
-                return Err(e.into());
+        let written = self.store.write_cert(reservation, &pem)?;
+        // The grant must still hold (another request may have won the name, the
+        // presented certificate may have been revoked meanwhile); if not, the store
+        // removes the file and the serial stays used.
+        let (mut locked, pending) = self.store.commit(written, &issued.record, |locked| {
+            // The last moment a request the web server gave up on can leave no trace:
+            // after this the certificate is recorded and answered, whoever still listens.
+            if req.abandoned.is_set() {
+                return Err(Refusal::Abandoned);
             }
-        };
+            match self.grant_lost(locked, how, &username, &name_key, proven, &subject_line, now())? {
+                Some(refusal) => Err(refusal),
+                None => Ok(()),
+            }
+        })?;
         if let (Some(old), true) = (proven, renew) {
             let replaced = crl::revoke(&mut locked, Some("superseded"), t, |r| r.serial == old.serial)?;
             if !replaced.is_empty() {
@@ -892,10 +875,9 @@ impl App {
         subject_line: &str,
         t: i64,
     ) -> Result<Option<Refusal>, Refusal> {
-        let codes_path = codes::path_beside(&self.config.paths.database);
         let lost = match how {
             Grant::NewUsername => (locked.username_known(username.as_str())
-                || codes::has_live(&codes_path, name_key, t)?)
+                || codes::has_live(locked, name_key, t)?)
             .then(|| Refusal::UsernameTaken(username.as_str().to_string())),
             Grant::ClientCertificate => proven
                 .filter(|id| locked.is_revoked(&id.serial) || id.not_after <= t)
@@ -992,15 +974,8 @@ fn client_cert_pem(value: &str) -> Vec<u8> {
 /// The front secret file's content without its final newline: at least 32 characters,
 /// printable ASCII (it is written into the web server's configuration).
 fn read_front_secret(path: &std::path::Path) -> Result<Vec<u8>, StartError> {
-    let err = |m: String| StartError(format!("front_secret_file {}: {m}", path.display()));
-    let text = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-    let secret = text.trim_ascii_end().to_vec();
-    if secret.len() < 32 || !secret.iter().all(|b| b.is_ascii_graphic()) {
-        return Err(err(
-            "must hold at least 32 printable characters (getacert init writes 64 hex digits)".into(),
-        ));
-    }
-    Ok(secret)
+    crate::ca::store::read_front_secret(path)
+        .map_err(|m| StartError(format!("front_secret_file {}: {m}", path.display())))
 }
 
 impl Handler for App {

@@ -10,7 +10,7 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::app::App;
-use crate::ca::codes;
+use crate::ca::store::CaFile;
 
 /// Copies the CA into `dir` (which must not exist, or be empty) and returns how many
 /// certificates newcerts/ held.
@@ -34,9 +34,10 @@ pub fn backup(app: &App, dir: &Path) -> Result<usize, String> {
     let config = &app.config;
     let p = &config.paths;
     let attr = PathBuf::from(format!("{}.attr", p.database.display()));
-    let codes = codes::path_beside(&p.database);
-    let tries = codes.with_file_name("getacert.code-tries");
-    let released = app.store.released_path();
+    let in_dir = |f: CaFile| app.store.path(f).unwrap_or_default();
+    let codes = in_dir(CaFile::Codes);
+    let tries = in_dir(CaFile::CodeTries);
+    let released = in_dir(CaFile::Released);
     // The front secret and the snippets init made beside it for nginx and Apache.
     let fronts: Vec<PathBuf> = config
         .front_secret_file

@@ -4,13 +4,8 @@
 //! presented certificate's serial, a browser cookie; empty for the challenge), so a
 //! token is worthless to anyone else. Pure: the secret and the time are arguments.
 //!
-//! The secret itself lives next to index.txt (`getacert.secret`, 0600): see
-//! [`load_or_create_secret`].
-
-use std::fs::OpenOptions;
-use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+//! The secret itself lives next to index.txt (`getacert.secret`, 0600), read and made
+//! by the store: see [`crate::ca::store::load_or_create_secret`].
 
 use openssl::error::ErrorStack;
 use openssl::hash::MessageDigest;
@@ -65,51 +60,6 @@ pub fn verify(secret: &[u8], purpose: Purpose, binding: &str, token: &str, now: 
         return false;
     };
     want.len() == given.len() && openssl::memcmp::eq(want.as_bytes(), given.as_bytes())
-}
-
-/// Reads the secret, or creates it (32 random bytes, 0600) if there is none yet. Two
-/// processes racing to create it agree: the loser reads the winner's file.
-pub fn load_or_create_secret(path: &Path) -> std::io::Result<Vec<u8>> {
-    let read = |path: &Path| -> std::io::Result<Vec<u8>> {
-        let mut buf = Vec::new();
-        std::fs::File::open(path)?.read_to_end(&mut buf)?;
-        Ok(buf)
-    };
-    match read(path) {
-        Ok(s) if s.len() >= 32 => return Ok(s),
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    let mut secret = [0u8; 32];
-    openssl::rand::rand_bytes(&mut secret).map_err(std::io::Error::other)?;
-    match OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
-        Ok(mut f) => {
-            f.write_all(&secret)?;
-            f.sync_all()?;
-            Ok(secret.to_vec())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            // Another process won; its file may still be being written.
-            for _ in 0..50 {
-                let s = read(path)?;
-                if s.len() >= 32 {
-                    return Ok(s);
-                }
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            Err(std::io::Error::other(format!(
-                "{} is shorter than 32 bytes",
-                path.display()
-            )))
-        }
-        Err(e) => Err(e),
-    }
 }
 
 #[cfg(test)]

@@ -12,14 +12,12 @@
 //! column is kept for older files and always written as [`MAX_TRIES`]);
 //! `getacert.code-tries`: `user<TAB>client<TAB>wrong-guesses<TAB>last-unix`.
 
-use std::path::{Path, PathBuf};
-
 use openssl::error::ErrorStack;
 use openssl::hash::MessageDigest;
 use openssl::pkey::PKey;
 use openssl::sign::Signer;
 
-use super::store::{Locked, StoreError};
+use super::store::{CaFile, Locked, StoreError};
 
 /// The tries column of `getacert.codes` (no longer counted down).
 pub const MAX_TRIES: u32 = 5;
@@ -69,14 +67,6 @@ struct Entry {
     kind: CodeKind,
 }
 
-pub fn path_beside(database: &Path) -> PathBuf {
-    database.parent().unwrap_or(Path::new(".")).join("getacert.codes")
-}
-
-fn tries_path(codes: &Path) -> PathBuf {
-    codes.with_file_name("getacert.code-tries")
-}
-
 /// A new code, formatted for people. A random-number failure is an error, never a
 /// guessable code.
 pub fn new_code() -> Result<String, StoreError> {
@@ -121,18 +111,8 @@ fn mac(secret: &[u8], user: &str, code: &str) -> Result<String, StoreError> {
         .map_err(|e| StoreError::Crypto(format!("code HMAC: {e}")))
 }
 
-fn read(path: &Path) -> Result<Vec<Entry>, StoreError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(err) => {
-            return Err(StoreError::Io {
-                path: path.to_path_buf(),
-                action: "read",
-                err,
-            });
-        }
-    };
+fn read(locked: &Locked<'_>) -> Result<Vec<Entry>, StoreError> {
+    let text = locked.read(CaFile::Codes)?.unwrap_or_default();
     Ok(text
         .lines()
         .filter_map(|l| {
@@ -154,7 +134,7 @@ fn read(path: &Path) -> Result<Vec<Entry>, StoreError> {
         .collect())
 }
 
-fn write(locked: &Locked<'_>, path: &Path, entries: &[Entry], now: i64) -> Result<(), StoreError> {
+fn write(locked: &Locked<'_>, entries: &[Entry], now: i64) -> Result<(), StoreError> {
     let text: String = entries
         .iter()
         .filter(|e| e.expires > now)
@@ -169,7 +149,7 @@ fn write(locked: &Locked<'_>, path: &Path, entries: &[Entry], now: i64) -> Resul
             )
         })
         .collect();
-    locked.replace_file(path, text.as_bytes())
+    locked.replace(CaFile::Codes, text.as_bytes())
 }
 
 /// Makes and stores a new code for `user`, valid for `lifetime` seconds. A new
@@ -177,7 +157,6 @@ fn write(locked: &Locked<'_>, path: &Path, entries: &[Entry], now: i64) -> Resul
 /// must not leave several live codes); recovery codes stay, they are the admin's.
 pub fn issue(
     locked: &Locked<'_>,
-    path: &Path,
     secret: &[u8],
     user: &str,
     kind: CodeKind,
@@ -186,7 +165,7 @@ pub fn issue(
 ) -> Result<String, StoreError> {
     let user = user.to_ascii_lowercase();
     let code = new_code()?;
-    let mut entries = read(path)?;
+    let mut entries = read(locked)?;
     if kind == CodeKind::AddDevice {
         entries.retain(|e| !(e.user == user && e.kind == CodeKind::AddDevice));
     }
@@ -197,41 +176,40 @@ pub fn issue(
         tries: MAX_TRIES,
         kind,
     });
-    write(locked, path, &entries, now)?;
+    write(locked, &entries, now)?;
     Ok(code)
 }
 
 /// True when `user` has an unexpired code: the username is then reserved for whoever
 /// holds the code (a recovery code for a name never issued reserves it too).
-pub fn has_live(path: &Path, user: &str, now: i64) -> Result<bool, StoreError> {
+pub fn has_live(locked: &Locked<'_>, user: &str, now: i64) -> Result<bool, StoreError> {
     let user = user.to_ascii_lowercase();
-    Ok(read(path)?.iter().any(|e| e.user == user && e.expires > now))
+    Ok(read(locked)?.iter().any(|e| e.user == user && e.expires > now))
 }
 
 /// Removes every code of `user` (the name was released).
-pub fn void(locked: &Locked<'_>, path: &Path, user: &str, now: i64) -> Result<(), StoreError> {
+pub fn void(locked: &Locked<'_>, user: &str, now: i64) -> Result<(), StoreError> {
     let user = user.to_ascii_lowercase();
-    let mut entries = read(path)?;
+    let mut entries = read(locked)?;
     let before = entries.len();
     entries.retain(|e| e.user != user);
     if entries.len() == before {
         return Ok(());
     }
-    write(locked, path, &entries, now)
+    write(locked, &entries, now)
 }
 
 /// Checks `typed` against `user`'s live codes. A match is used up; a miss changes
 /// nothing here (the caller counts it per client: [`record_guess`]).
 pub fn redeem(
     locked: &Locked<'_>,
-    path: &Path,
     secret: &[u8],
     user: &str,
     typed: &str,
     now: i64,
 ) -> Result<Redeemed, StoreError> {
     let user = user.to_ascii_lowercase();
-    let mut entries = read(path)?;
+    let mut entries = read(locked)?;
     let live = |e: &Entry| e.user == user && e.expires > now;
     if !entries.iter().any(live) {
         return Ok(Redeemed::NoCode);
@@ -243,7 +221,7 @@ pub fn redeem(
     match hit {
         Some(i) => {
             let kind = entries.remove(i).kind;
-            write(locked, path, &entries, now)?;
+            write(locked, &entries, now)?;
             Ok(Redeemed::Accepted(kind))
         }
         None => Ok(Redeemed::Wrong),
@@ -267,18 +245,8 @@ fn wait_after(wrong: u32) -> i64 {
     }
 }
 
-fn read_tries(path: &Path) -> Result<Vec<Tries>, StoreError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(err) => {
-            return Err(StoreError::Io {
-                path: path.to_path_buf(),
-                action: "read",
-                err,
-            });
-        }
-    };
+fn read_tries(locked: &Locked<'_>) -> Result<Vec<Tries>, StoreError> {
+    let text = locked.read(CaFile::CodeTries)?.unwrap_or_default();
     Ok(text
         .lines()
         .filter_map(|l| {
@@ -295,7 +263,7 @@ fn read_tries(path: &Path) -> Result<Vec<Tries>, StoreError> {
         .collect())
 }
 
-fn write_tries(locked: &Locked<'_>, path: &Path, all: &mut Vec<Tries>, now: i64) -> Result<(), StoreError> {
+fn write_tries(locked: &Locked<'_>, all: &mut Vec<Tries>, now: i64) -> Result<(), StoreError> {
     if all.len() > MAX_COUNTERS {
         all.sort_by_key(|t| std::cmp::Reverse(t.last));
         all.truncate(MAX_COUNTERS);
@@ -306,13 +274,13 @@ fn write_tries(locked: &Locked<'_>, path: &Path, all: &mut Vec<Tries>, now: i64)
         .filter(|t| t.last + wait_after(t.wrong).max(86400) > now)
         .map(|t| format!("{}\t{}\t{}\t{}\n", t.user, t.client, t.wrong, t.last))
         .collect();
-    locked.replace_file(path, text.as_bytes())
+    locked.replace(CaFile::CodeTries, text.as_bytes())
 }
 
 /// `Some(seconds)` when `client` guessed wrong too often for `user` and must wait.
-pub fn backoff(codes: &Path, user: &str, client: &str, now: i64) -> Result<Option<u64>, StoreError> {
+pub fn backoff(locked: &Locked<'_>, user: &str, client: &str, now: i64) -> Result<Option<u64>, StoreError> {
     let user = user.to_ascii_lowercase();
-    Ok(read_tries(&tries_path(codes))?
+    Ok(read_tries(locked)?
         .iter()
         .find(|t| t.user == user && t.client == client)
         .map(|t| t.last + wait_after(t.wrong) - now)
@@ -324,15 +292,13 @@ pub fn backoff(codes: &Path, user: &str, client: &str, now: i64) -> Result<Optio
 /// a right one (`right`).
 pub fn record_guess(
     locked: &Locked<'_>,
-    codes: &Path,
     user: &str,
     client: &str,
     right: bool,
     now: i64,
 ) -> Result<(), StoreError> {
     let user = user.to_ascii_lowercase();
-    let path = tries_path(codes);
-    let mut all = read_tries(&path)?;
+    let mut all = read_tries(locked)?;
     if right {
         if !all.iter().any(|t| t.user == user) {
             return Ok(());
@@ -352,7 +318,7 @@ pub fn record_guess(
             }),
         }
     }
-    write_tries(locked, &path, &mut all, now)
+    write_tries(locked, &mut all, now)
 }
 
 #[cfg(test)]

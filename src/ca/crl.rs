@@ -3,14 +3,14 @@
 //! (cRLNumber from the crlnumber file, authorityKeyIdentifier, reason codes). Every
 //! function here runs under the database lock it is given.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use openssl::asn1::Asn1Time;
 use openssl::bn::BigNum;
 
 use super::index::{self, Record, Status};
 use super::sign::Ca;
-use super::store::{Locked, StoreError};
+use super::store::{CaFile, Locked, StoreError};
 use crate::config::Config;
 use crate::ffi::openssl::{CrlEntry, make_crl};
 
@@ -98,18 +98,6 @@ impl From<StoreError> for CrlError {
     }
 }
 
-/// The crlnumber file: the CA section's `crlnumber`, else `crlnumber` beside index.txt.
-pub fn crlnumber_path(config: &Config) -> PathBuf {
-    config.paths.crlnumber.clone().unwrap_or_else(|| {
-        config
-            .paths
-            .database
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join("crlnumber")
-    })
-}
-
 /// Makes a CRL of every revoked record, signed by the CA, valid for `default_crl_days`,
 /// numbered from the crlnumber file (which is advanced durably). Returns the PEM, and
 /// writes it to the configured CRL file too when `to_crl_file` is set (`getacert crl
@@ -138,13 +126,16 @@ pub fn generate(
             reason,
         });
     }
-    let numfile = crlnumber_path(config);
-    let number = match std::fs::read_to_string(&numfile) {
-        Ok(t) => index::normalize_serial(&t).ok_or_else(|| {
-            CrlError::CrlNumber(numfile.clone(), format!("{:?} is not hexadecimal", t.trim()))
+    let number = match locked.read(CaFile::CrlNumber) {
+        Ok(Some(t)) => index::normalize_serial(&t).ok_or_else(|| {
+            CrlError::CrlNumber(
+                locked.path(CaFile::CrlNumber).unwrap_or_default(),
+                format!("{:?} is not hexadecimal", t.trim()),
+            )
         })?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "1000".to_string(),
-        Err(e) => return Err(CrlError::CrlNumber(numfile, e.to_string())),
+        Ok(None) => "1000".to_string(),
+        Err(StoreError::Io { path, err, .. }) => return Err(CrlError::CrlNumber(path, err.to_string())),
+        Err(e) => return Err(e.into()),
     };
     let last = Asn1Time::from_str(&index::asn1_time(now)).map_err(sign_err)?;
     let next =
@@ -153,9 +144,12 @@ pub fn generate(
     let crl =
         make_crl(&ca.cert, ca.key(), ca.digest(config), &last, &next, &bn, &entries).map_err(sign_err)?;
     let pem = crl.to_pem().map_err(sign_err)?;
-    locked.replace_file(&numfile, format!("{}\n", index::serial_next(&number)).as_bytes())?;
-    if let Some(out) = config.paths.crl_file.as_ref().filter(|_| to_crl_file) {
-        locked.replace_file(out, &pem)?;
+    locked.replace(
+        CaFile::CrlNumber,
+        format!("{}\n", index::serial_next(&number)).as_bytes(),
+    )?;
+    if to_crl_file {
+        locked.replace(CaFile::Crl, &pem)?;
     }
     Ok(pem)
 }

@@ -6,5 +6,7 @@ pub mod crl;
 pub mod index;
 pub mod ocsp;
 pub mod sign;
-pub mod status;
 pub mod store;
+
+/// The OCSP view of index.txt, read by the store (it owns the CA directory).
+pub use store::status;

@@ -55,7 +55,7 @@ impl Ca {
     /// and the private key, which must belong to it.
     pub fn load(config: &Config) -> Result<Ca, CaError> {
         let private_key = &config.paths.private_key;
-        let pem = std::fs::read(private_key).map_err(|err| CaError::Read {
+        let pem = super::store::read_private_key(private_key).map_err(|err| CaError::Read {
             path: private_key.display().to_string(),
             err,
         })?;

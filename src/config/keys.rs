@@ -150,8 +150,6 @@ pub(super) fn nearest_key(key: &str) -> Option<&'static str> {
         .map(|(_, k)| k)
 }
 
-/// The line of `file` (1-based) that sets `key` in `[section]`, for messages. `None` when
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -495,6 +495,20 @@ fn top_err(file: &Path, problem: String) -> ConfigError {
     }
 }
 
+/// A CA made by `getacert init` in `dir` (EC P-256, 30 days), for tests: its ca.conf.
+#[cfg(test)]
+pub(crate) fn test_ca(dir: &Path) -> PathBuf {
+    let opts = crate::admin::InitOptions {
+        cn: "Test CA".into(),
+        org: None,
+        country: None,
+        key: "ec:P-256".into(),
+        days: 30,
+    };
+    crate::admin::init(dir, &opts).unwrap();
+    dir.join("ca.conf")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -504,15 +518,7 @@ mod tests {
     #[test]
     fn from_bytes_matches_load_and_names_the_key_of_a_bad_value() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = crate::admin::InitOptions {
-            cn: "Test CA".into(),
-            org: None,
-            country: None,
-            key: "ec:P-256".into(),
-            days: 30,
-        };
-        crate::admin::init(dir.path(), &opts).unwrap();
-        let file = dir.path().join("ca.conf");
+        let file = test_ca(dir.path());
         let text = std::fs::read_to_string(&file).unwrap();
         let loaded = Config::load(&file).unwrap();
         let parsed = Config::from_bytes(&file, text.as_bytes()).unwrap();

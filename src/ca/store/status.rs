@@ -18,9 +18,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
-use super::crl;
-use super::index::{self, Record, Status};
-use super::store::{self, StoreError};
+use super::StoreError;
+use crate::ca::crl;
+use crate::ca::index::{self, Record, Status};
+use crate::ca::store;
 
 /// What index.txt says about one serial.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
