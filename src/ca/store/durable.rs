@@ -287,8 +287,9 @@ mod tests {
         let config = crate::config::Config::load(&crate::config::test_ca(dir.path())).unwrap();
         let store = Store::new(&config);
         let index_before = fs::read(&config.paths.database).unwrap();
-        let line =
-            |serial: &str| Record::parse(&format!("V\t301231235959Z\t\t{serial}\tunknown\t/CN=alice")).unwrap();
+        let line = |serial: &str| {
+            Record::parse(&format!("V\t301231235959Z\t\t{serial}\tunknown\t/CN=alice")).unwrap()
+        };
 
         let first = store.lock().unwrap().reserve().unwrap();
         let serial = first.serial().to_string();
