@@ -543,4 +543,70 @@ mod tests {
         let syntax = Config::from_bytes(&file, b"[ ca\n").unwrap_err().to_string();
         assert!(syntax.contains("syntax error on line 1"), "{syntax}");
     }
+
+    /// Every key of the table, through `from_bytes`: a good value loads, a bad one (for
+    /// the keys that have one) is refused naming the file and `[getacert] KEY`.
+    #[test]
+    fn from_bytes_table_of_every_getacert_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = test_ca(dir.path());
+        let text = std::fs::read_to_string(&file).unwrap();
+        // Every [getacert] line init wrote is commented out except front_secret_file,
+        // so appending a line sets the key once.
+        let table: &[(&str, &str, Option<&str>)] = &[
+            ("organization", "Example Org", None),
+            ("organizational_unit", "People", None),
+            ("country", "DE", Some("Germany")),
+            ("state", "Berlin", None),
+            ("locality", "Berlin", None),
+            ("days", "90", Some("0")),
+            ("username_rule", r"^[a-z]{1,8}\$", Some("([a-z")),
+            ("allow_non_ascii", "yes", Some("perhaps")),
+            ("require_email", "yes", Some("perhaps")),
+            ("key_types", "rsa ec", Some("dsa")),
+            ("rsa_min_bits", "3072", Some("1024")),
+            ("rsa_max_bits", "8192", Some("lots")),
+            ("ec_curves", "P-256", Some("P-999")),
+            ("spkac_challenge", "any", Some("maybe")),
+            ("token_lifetime", "600", Some("soon")),
+            ("max_body", "131072", Some("10")),
+            ("log_facility", "local3", Some("local9")),
+            ("listen", "unix:/run/getacert/test.sock", None),
+            ("socket_mode", "0600", Some("rw")),
+            ("socket_group", "www-data", None),
+            ("workers", "8", Some("0")),
+            ("queue", "128", Some("0")),
+            ("request_timeout", "30", Some("0")),
+            ("lock_timeout", "5", Some("never")),
+            ("crl_file", "/tmp/getacert-test.crl", None),
+            ("ocsp_next_update", "120", Some("0")),
+            ("auth_url", "/login/", None),
+            ("site_name", "Example sign-in", None),
+            ("address_rate", "off", Some("fast")),
+            ("username_rate", "10/60", Some("10")),
+            ("code_lifetime", "3600", Some("10")),
+            ("ipv6_prefix", "56", Some("8")),
+            ("front_secret_file", "/etc/getacert/front-secret", None),
+        ];
+        for (key, _, _) in keys::GETACERT_KEYS {
+            assert!(table.iter().any(|(k, _, _)| k == key), "no row for {key}");
+        }
+        for (key, good, bad) in table {
+            let conf = format!("{text}{key} = {good}\n");
+            if let Err(e) = Config::from_bytes(&file, conf.as_bytes()) {
+                panic!("{key} = {good}: {e}");
+            }
+            if let Some(bad) = bad {
+                let conf = format!("{text}{key} = {bad}\n");
+                let err =
+                    Config::from_bytes(&file, conf.as_bytes()).expect_err(&format!("{key} = {bad} loads"));
+                let err = err.to_string();
+                assert!(
+                    err.starts_with(&file.display().to_string()),
+                    "{key} = {bad}: {err}"
+                );
+                assert!(err.contains(&format!("[getacert] {key}")), "{key} = {bad}: {err}");
+            }
+        }
+    }
 }
