@@ -216,13 +216,7 @@ mod tests {
     use super::*;
 
     fn req(params: &[(&str, &str)]) -> Request {
-        Request {
-            params: params
-                .iter()
-                .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
-                .collect(),
-            ..Request::default()
-        }
+        Request::with_params(params)
     }
 
     #[test]
