@@ -3,22 +3,8 @@
 //! `/ocsp/BASE64` (what nginx sends), then the raw input as a GET path too (the
 //! percent-decoding and base64 readers). Every answer is a 200 with an OCSP response
 //! (errors are OCSP statuses), never a panic or a 500.
-use std::sync::OnceLock;
-
 use base64::Engine;
-use getacert::app::App;
-use getacert::config::Config;
 use getacert::web::{Handler, Request};
-
-fn app() -> &'static App {
-    static APP: OnceLock<(tempfile::TempDir, App)> = OnceLock::new();
-    &APP.get_or_init(|| {
-        let (dir, conf) = getacert_fuzz::throwaway_ca();
-        let config = Config::load(&conf).expect("load ca.conf");
-        (dir, App::new(config).expect("App::new"))
-    })
-    .1
-}
 
 fn request(method: &[u8], uri: &[u8], body: &[u8]) -> Request {
     Request {
@@ -33,7 +19,7 @@ fn request(method: &[u8], uri: &[u8], body: &[u8]) -> Request {
 }
 
 fn main() {
-    let app = app();
+    let app = getacert_fuzz::app();
     afl::fuzz!(|data: &[u8]| {
         let b64 = base64::engine::general_purpose::STANDARD.encode(data);
         let mut raw = b"/ocsp/".to_vec();
