@@ -18,7 +18,6 @@ pub mod enroll;
 #[allow(unsafe_code)]
 mod ffi;
 pub mod log;
-pub mod origin;
 pub mod owner;
 pub mod ratelimit;
 pub mod responder;

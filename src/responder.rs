@@ -13,6 +13,7 @@
 use openssl::hash::{MessageDigest, hash};
 
 use crate::ca::ocsp::{Answer, Outcome, Responder};
+use crate::ca::ocsp_cache::{Cache, Looked};
 use crate::ca::sign::Ca;
 use crate::ca::status::StatusView;
 use crate::config::Config;
@@ -21,11 +22,12 @@ use crate::web::{Request, Response};
 pub const REQUEST_TYPE: &str = "application/ocsp-request";
 pub const RESPONSE_TYPE: &str = "application/ocsp-response";
 
-/// The responder with the status view it reads.
+/// The responder with the status view it reads and the answers it may give again.
 pub struct Endpoint {
     responder: Responder,
     view: StatusView,
     validity: u32,
+    cache: Cache,
 }
 
 /// The request's path: `REQUEST_URI` without the query, else SCRIPT_NAME + PATH_INFO.
@@ -137,13 +139,28 @@ impl Endpoint {
             responder,
             view: StatusView::new(&config.paths.database),
             validity: config.ocsp_next_update,
+            cache: Cache::default(),
         })
     }
 
-    /// The DER answer to a DER request at `now`.
+    /// The DER answer to a DER request at `now`: a kept one while it is at most a
+    /// quarter of its validity old and the database says the same (`ca::ocsp_cache`),
+    /// else a fresh signature.
     pub fn answer(&self, der: &[u8], now: i64) -> Answer {
-        self.responder
-            .answer(der, now, self.validity, |serials| self.view.lookup(serials))
+        let reuse = i64::from(self.validity / 4);
+        if let Some(kept) = self.cache.hit(der, now, reuse, |s| self.view.lookup(s)) {
+            return kept;
+        }
+        let mut looked: Looked = None;
+        let answer = self.responder.answer(der, now, self.validity, |serials| {
+            let status = self.view.lookup(serials);
+            if let Ok(s) = &status {
+                looked = Some((serials.to_vec(), s.clone()));
+            }
+            status
+        });
+        self.cache.keep(der, &answer, looked);
+        answer
     }
 
     /// The HTTP answer: always 200 with an OCSP response (errors are OCSP statuses,
@@ -199,13 +216,7 @@ mod tests {
     use super::*;
 
     fn req(params: &[(&str, &str)]) -> Request {
-        Request {
-            params: params
-                .iter()
-                .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
-                .collect(),
-            ..Request::default()
-        }
+        Request::with_params(params)
     }
 
     #[test]

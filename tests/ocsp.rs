@@ -476,3 +476,39 @@ fn ocsp_daemon_sees_revocations_at_the_next_query_without_restart() {
     assert_eq!(ask(&dave, "d1"), "good");
     assert_eq!(ask(&carol, "c1"), "good");
 }
+
+#[test]
+fn ocsp_daemon_gives_kept_answers_without_nonce_until_the_status_changes() {
+    // nginx's ssl_ocsp asks without a nonce: the daemon keeps that answer (a quarter of
+    // ocsp_next_update) instead of signing again, and drops it at the first revocation.
+    let ca = Ca::init();
+    let daemon = Daemon::start(&ca, Listen::Unix, 2);
+    let front = daemon.front.clone();
+    let alice = enroll(&ca, &front, "alice");
+    let req = make_request(&ca, &ca.cert, &[&alice.pem], &["-no_nonce"], "kept.req");
+    let der = fs::read(&req).unwrap();
+    let first = post(&front, &der);
+    assert_eq!(
+        status_of(&judge(&ca, &first, &[&alice.pem], "k1.resp").unwrap(), &alice.pem),
+        "good"
+    );
+    // A fresh answer a second later would carry a later thisUpdate: the same bytes mean
+    // the kept one, which openssl ocsp still verifies.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let second = post(&front, &der);
+    assert_eq!(second.body, first.body, "the kept answer");
+    assert_eq!(
+        status_of(
+            &judge(&ca, &second, &[&alice.pem], "k2.resp").unwrap(),
+            &alice.pem
+        ),
+        "good"
+    );
+    admin(&ca, &["revoke", "--serial", &alice.serial]);
+    let third = post(&front, &der);
+    assert_ne!(third.body, first.body);
+    assert_eq!(
+        status_of(&judge(&ca, &third, &[&alice.pem], "k3.resp").unwrap(), &alice.pem),
+        "revoked"
+    );
+}

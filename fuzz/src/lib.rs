@@ -20,3 +20,14 @@ pub fn throwaway_ca() -> (tempfile::TempDir, PathBuf) {
     .expect("getacert init");
     (dir, ca.join("ca.conf"))
 }
+
+/// The real handler over a throwaway CA, made once per fuzzing process.
+pub fn app() -> &'static getacert::app::App {
+    static APP: std::sync::OnceLock<(tempfile::TempDir, getacert::app::App)> = std::sync::OnceLock::new();
+    &APP.get_or_init(|| {
+        let (dir, conf) = throwaway_ca();
+        let config = getacert::config::Config::load(&conf).expect("load ca.conf");
+        (dir, getacert::app::App::new(config).expect("App::new"))
+    })
+    .1
+}

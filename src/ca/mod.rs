@@ -5,6 +5,7 @@ pub mod codes;
 pub mod crl;
 pub mod index;
 pub mod ocsp;
+pub mod ocsp_cache;
 pub mod sign;
 pub mod store;
 

@@ -8,7 +8,8 @@
 //!   expiry is the TLS stack's check), `R` is `revoked` with its time and reason, a
 //!   serial not in index.txt is `unknown`; any other issuer or hash is `unknown`.
 //! - `thisUpdate` is now and `nextUpdate` now + validity: how long nginx's cache and
-//!   any HTTP cache may keep the answer.
+//!   any HTTP cache may keep the answer. (The daemon may give a young answer again to
+//!   the same request: `ca::ocsp_cache`.)
 //! - A nonce in the request is echoed (mod_ssl sends one and checks it).
 //! - Signed by the CA key itself, the responder named by key hash, the CA certificate
 //!   included (mod_ssl and nginx look for the signer there). See docs/deployment.md for
@@ -50,6 +51,8 @@ pub enum Outcome {
         certs: usize,
         this_update: i64,
         next_update: i64,
+        /// The request carried a nonce (echoed): such an answer is for one request only.
+        nonce: bool,
     },
     Malformed(&'static str),
     Internal(String),
@@ -175,6 +178,7 @@ impl Responder {
                     certs: n,
                     this_update: now,
                     next_update: now + i64::from(validity),
+                    nonce: ffi::request_nonce_len(&req).is_some(),
                 },
             },
             Err(e) => internal(format!("signing the OCSP response: {e}")),

@@ -7,7 +7,6 @@
 pub mod cgi;
 mod event_loop;
 pub mod fastcgi;
-pub mod page;
 mod pool;
 pub mod qr;
 pub mod server;
@@ -59,6 +58,18 @@ impl Request {
             .iter()
             .find(|(k, _)| k.as_slice() == name.as_bytes())
             .map(|(_, v)| v.as_slice())
+    }
+
+    /// A request with these parameters and no body (unit tests).
+    #[cfg(test)]
+    pub(crate) fn with_params(params: &[(&str, &str)]) -> Request {
+        Request {
+            params: params
+                .iter()
+                .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+                .collect(),
+            ..Request::default()
+        }
     }
 
     /// The parameter as UTF-8 text, or `None` when absent or not UTF-8.

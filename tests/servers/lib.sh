@@ -16,6 +16,8 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 R_REPO=$REPO
 # shellcheck source=../../scripts/lib/render.sh
 . "$REPO/scripts/lib/render.sh"
+# shellcheck source=../../scripts/lib/port.sh
+. "$REPO/scripts/lib/port.sh"
 
 TEST_NAME=$(basename "$0" .sh)
 FAILED=0
@@ -82,15 +84,6 @@ stop_pid() {
 	kill -TERM "$pid" 2>/dev/null || return 0
 	for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.2; done
 	kill -KILL "$pid" 2>/dev/null || true
-}
-
-# free_port: a TCP port nobody listens on.
-free_port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 40000))
-		ss -Htln "sport = :$p" | grep -q . || { echo "$p"; return; }
-	done
 }
 
 # wait_for TEST...: retries `test TEST...` for up to 10 s.

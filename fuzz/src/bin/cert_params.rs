@@ -2,24 +2,10 @@
 //! SSL_CLIENT_M_SERIAL, SSL_CLIENT_CERT as PEM, URL-encoded or tab-indented), read by
 //! the real handler on a GET of the page and on an account action. The input is split
 //! at its first newline: serial, then the certificate text.
-use std::sync::OnceLock;
-
-use getacert::app::App;
-use getacert::config::Config;
 use getacert::web::{Handler, Request};
 
-fn app() -> &'static App {
-    static APP: OnceLock<(tempfile::TempDir, App)> = OnceLock::new();
-    &APP.get_or_init(|| {
-        let (dir, conf) = getacert_fuzz::throwaway_ca();
-        let config = Config::load(&conf).expect("load ca.conf");
-        (dir, App::new(config).expect("App::new"))
-    })
-    .1
-}
-
 fn main() {
-    let app = app();
+    let app = getacert_fuzz::app();
     afl::fuzz!(|data: &[u8]| {
         let split = data.iter().position(|&b| b == b'\n').unwrap_or(data.len());
         let (serial, cert) = data.split_at(split);
