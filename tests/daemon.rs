@@ -277,6 +277,100 @@ fn an_enrollment_the_web_server_gave_up_on_issues_nothing_and_its_retry_is_answe
     ca.assert_consistent(true);
 }
 
+/// `req` as the web server passes it once its TLS client presented `cert`.
+fn signed_in(req: HttpRequest, cert: &openssl::x509::X509) -> HttpRequest {
+    let pem = String::from_utf8(cert.to_pem().unwrap()).unwrap();
+    req.with_param("SSL_CLIENT_VERIFY", "SUCCESS")
+        .with_param("SSL_CLIENT_M_SERIAL", &common::serial_of(cert))
+        .with_param("SSL_CLIENT_CERT", &pem)
+}
+
+/// An account action (`revoke`, `add-device-code`) sent twice while the lock is held:
+/// one web server closes the connection, another sends ABORT_REQUEST. Once the lock
+/// is free, the CA directory must be byte for byte as before, both drops logged, and
+/// the same action sent again must work.
+fn account_action_the_web_server_gave_up_on_changes_nothing(action: &str) {
+    let ca = Ca::init();
+    let daemon = Daemon::start(&ca, Listen::Unix, 2);
+    let reply = daemon.front.enroll_csr("alice", &csr());
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let cert = ca.check_cert(&reply.cert_der());
+    let serial = common::serial_of(&cert);
+    let page = daemon.front.send(&signed_in(HttpRequest::get(), &cert));
+    assert_eq!(page.status, 200, "{page:?}");
+    let token = page.token();
+    let req = signed_in(
+        HttpRequest::form(&[("action", action), ("token", &token), ("serial", &serial)]),
+        &cert,
+    );
+    let params = common::byte_params(&req);
+    let before = (ca.snapshot(), std::fs::read(ca.path("crl.pem")).ok());
+
+    let lock = LockHolder::hold(&ca);
+    let mut closed = daemon.front.connect().unwrap();
+    closed
+        .write_all(&raw::request(1, 0, &common::as_refs(&params), &req.body))
+        .unwrap();
+    let mut aborted = daemon.front.connect().unwrap();
+    aborted
+        .write_all(&raw::request(
+            1,
+            raw::KEEP_CONN,
+            &common::as_refs(&params),
+            &req.body,
+        ))
+        .unwrap();
+    thread::sleep(Duration::from_millis(300));
+    drop(closed);
+    aborted
+        .write_all(&raw::record(raw::ABORT_REQUEST, 1, &[]))
+        .unwrap();
+    thread::sleep(Duration::from_millis(300));
+    drop(lock);
+    let got = answer(&mut aborted, 1, Duration::from_secs(15));
+    assert!(
+        !got.has_stdout(),
+        "{action}: an aborted request is not answered: {got:?}"
+    );
+    thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        (ca.snapshot(), std::fs::read(ca.path("crl.pem")).ok()),
+        before,
+        "{action}: the CA directory changed for requests nobody waited for"
+    );
+    let log = daemon.log_text();
+    assert_eq!(
+        log.matches("dropped before it was recorded: the web server gave up on it")
+            .count(),
+        2,
+        "{action}: both drops logged: {log}"
+    );
+
+    let retry = daemon.front.send(&req);
+    assert_eq!(retry.status, 200, "{action} sent again: {retry:?}");
+    assert_ne!(
+        ca.snapshot(),
+        before.0,
+        "{action} sent again changed what it should"
+    );
+    ca.assert_consistent(true);
+}
+
+/// Issue 12: "A request whose web server has gone is dropped before anything is
+/// recorded" held for enrollments only: a revocation the web server had given up on
+/// (504, closed, ABORT_REQUEST) still revoked the device once the lock was free.
+#[test]
+fn a_revocation_the_web_server_gave_up_on_revokes_nothing() {
+    account_action_the_web_server_gave_up_on_changes_nothing("revoke");
+}
+
+/// Issue 12, as above: an add-device code the web server had given up on was still
+/// issued and stored (getacert.codes) although nobody could read it.
+#[test]
+fn an_add_device_code_the_web_server_gave_up_on_stores_no_code() {
+    account_action_the_web_server_gave_up_on_changes_nothing("add-device-code");
+}
+
 /// Issue 15: "The daemon has no SIGTERM handling": on SIGTERM it must stop accepting,
 /// finish what it has accepted, and exit 0.
 #[test]

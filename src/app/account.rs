@@ -26,6 +26,11 @@ impl App {
             .ok_or(Refusal::NotYourDevice)?;
         let t = now.secs;
         let mut locked = self.store.lock()?;
+        // Once the lock is held, the last moment a request the web server gave up on
+        // (closed, ABORT_REQUEST) can leave no trace: nobody would see the answer.
+        if req.abandoned.is_set() {
+            return Err(Refusal::Abandoned);
+        }
         let owner = |r: &Record| {
             r.common_name()
                 .is_some_and(|cn| locked.same_name(cn, &who.username))
@@ -64,6 +69,11 @@ impl App {
     ) -> Result<Response, Refusal> {
         let t = now.secs;
         let locked = self.store.lock()?;
+        // Once the lock is held, the last moment a request the web server gave up on
+        // (closed, ABORT_REQUEST) can leave no trace: nobody would see the answer.
+        if req.abandoned.is_set() {
+            return Err(Refusal::Abandoned);
+        }
         let code = self.issue_code(&locked, &who.username, CodeKind::AddDevice, t)?;
         let devices = self.devices(&locked, &who.username)?;
         drop(locked);
