@@ -10,7 +10,6 @@
 
 pub mod admin;
 pub mod app;
-pub mod backup;
 pub mod ca;
 pub mod config;
 pub mod docgen;

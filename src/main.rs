@@ -353,7 +353,7 @@ fn main() -> ExitCode {
             serve(config, listen, workers, sink)
         }
         Some(Command::Backup { dir }) => admin_app(config).and_then(|app| {
-            let n = getacert::backup::backup(&app, &dir)?;
+            let n = app.store.back_up(&dir)?;
             println!("Backed up the CA and {n} certificate(s) to {}", dir.display());
             Ok(())
         }),

@@ -6,7 +6,6 @@ mod check;
 mod init;
 
 pub use check::{Report, check};
-pub(crate) use init::write_new;
 pub use init::{InitOptions, init};
 
 use crate::app::{App, now};
