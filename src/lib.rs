@@ -16,6 +16,7 @@ pub mod docgen;
 pub mod enroll;
 #[allow(unsafe_code)]
 mod ffi;
+pub mod front;
 pub mod log;
 pub mod owner;
 pub mod ratelimit;

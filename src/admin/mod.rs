@@ -1,8 +1,11 @@
 //! The admin commands: `init` (a new CA directory, the article's steps 1 and 4 done
 //! right), `check` (is this deployment sound, and how to fix it if not) and `list`.
-//! Each command longer than a few lines has its own file: `init`, `check`.
+//! Each command longer than a few lines has its own file: `init`, `check`. What each
+//! command prints, from its command-line arguments, is in `commands` (main dispatches
+//! there).
 
 mod check;
+pub mod commands;
 mod init;
 
 pub use check::{Report, check};
