@@ -60,7 +60,7 @@ pub fn check(config: Option<&Path>, web_config: &[PathBuf]) -> Result<(), String
 pub fn list(config: Option<&Path>) -> Result<(), String> {
     Config::load(&Config::locate(config))
         .map_err(|e| e.to_string())
-        .and_then(|c| super::list(&c))
+        .and_then(|c| super::list(&c).map_err(|e| e.to_string()))
 }
 
 /// `getacert revoke --serial HEX | --user NAME [--reason R]`.
@@ -76,7 +76,7 @@ pub fn revoke(
         (None, Some(u)) => super::RevokeTarget::User(u),
         (None, None) => return Err("give --serial HEX or --user NAME".into()),
     };
-    let revoked = super::revoke(&app, &target, reason)?;
+    let revoked = super::revoke(&app, &target, reason).map_err(|e| e.to_string())?;
     if revoked.is_empty() {
         return Err("no valid certificate matched: nothing revoked".into());
     }
@@ -98,7 +98,7 @@ pub fn revoke(
 /// `getacert crl [--out FILE]`: `--out` is the admin's file, not the CA directory's.
 pub fn crl(config: Option<&Path>, out: Option<&Path>) -> Result<(), String> {
     let app = admin_app(config)?;
-    let pem = super::crl(&app, out.is_none())?;
+    let pem = super::crl(&app, out.is_none()).map_err(|e| e.to_string())?;
     match out {
         Some(path) => std::fs::write(path, &pem).map_err(|e| format!("{}: {e}", path.display())),
         None if app.config.paths.crl_file.is_some() => Ok(()),
@@ -112,7 +112,7 @@ pub fn crl(config: Option<&Path>, out: Option<&Path>) -> Result<(), String> {
 /// `getacert updatedb`.
 pub fn updatedb(config: Option<&Path>) -> Result<(), String> {
     let app = admin_app(config)?;
-    let changed = super::updatedb(&app)?;
+    let changed = super::updatedb(&app).map_err(|e| e.to_string())?;
     println!("{} certificate(s) marked expired", changed.len());
     Ok(())
 }
@@ -120,7 +120,7 @@ pub fn updatedb(config: Option<&Path>) -> Result<(), String> {
 /// `getacert recovery-code NAME [--revoke-all]`.
 pub fn recovery_code(config: Option<&Path>, name: &str, revoke_all: bool) -> Result<(), String> {
     let app = admin_app(config)?;
-    let (code, revoked) = super::recovery_code(&app, name, revoke_all)?;
+    let (code, revoked) = super::recovery_code(&app, name, revoke_all).map_err(|e| e.to_string())?;
     if !revoked.is_empty() {
         println!("revoked: {}", revoked.join(" "));
     }
@@ -136,7 +136,7 @@ pub fn recovery_code(config: Option<&Path>, name: &str, revoke_all: bool) -> Res
 /// `getacert release NAME`.
 pub fn release(config: Option<&Path>, name: &str) -> Result<(), String> {
     let app = admin_app(config)?;
-    let done = super::release(&app, name)?;
+    let done = super::release(&app, name).map_err(|e| e.to_string())?;
     if !done.revoked.is_empty() {
         println!("revoked: {}", done.revoked.join(" "));
     }

@@ -151,7 +151,7 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<(), String> {
         let app = Config::load(&dir.join("ca.conf"))
             .map_err(|e| e.to_string())
             .and_then(|c| App::new(c).map_err(|e| e.to_string()))?;
-        super::crl(&app, true).map(|_| ())
+        super::crl(&app, true).map(|_| ()).map_err(|e| e.to_string())
     };
     if let Err(e) = made() {
         for path in created {

@@ -34,7 +34,7 @@ use crate::ca::sign::{self, Ca, SubjectError};
 use crate::ca::store::{CaFile, Locked, Store, StoreError};
 use crate::config::Config;
 use crate::enroll::form::{Form, FormError};
-use crate::enroll::username::{Email, Username, comparison_key};
+use crate::enroll::username::{AccountKey, Email, Username};
 use crate::ratelimit::Limiter;
 use crate::web::{Handler, Request, Response};
 
@@ -247,7 +247,7 @@ impl App {
         codes::issue(
             locked,
             &self.secret,
-            &comparison_key(user, self.config.allow_non_ascii),
+            &AccountKey::of(user, self.config.allow_non_ascii),
             kind,
             t,
             self.config.code_lifetime,

@@ -70,6 +70,7 @@ pub use files::{FileFacts, NewCert};
 
 use super::index::{self, Record};
 use crate::config::{CaPaths, Config};
+use crate::enroll::username::AccountKey;
 use durable::write_durably;
 use view::{NO_RECORD, View, for_each_line};
 
@@ -134,7 +135,18 @@ impl fmt::Display for StoreError {
     }
 }
 
-impl std::error::Error for StoreError {}
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StoreError::Io { err, .. } => Some(err),
+            StoreError::BadIndexLine { err, .. } => Some(err),
+            StoreError::LockTimeout(_)
+            | StoreError::BadSerialFile { .. }
+            | StoreError::SerialsExhausted(_)
+            | StoreError::Crypto(_) => None,
+        }
+    }
+}
 
 pub struct Store {
     paths: CaPaths,
@@ -282,14 +294,12 @@ impl Store {
     }
 
     /// The view's key for a username: a keyed hash of its comparison key
-    /// ([`crate::enroll::username::comparison_key`]); for ASCII-only sites, of the
+    /// ([`crate::enroll::username::AccountKey`]); for ASCII-only sites, of the
     /// escaped, ASCII-lower-cased form, computed without allocating.
     fn user_key(&self, escaped_cn: &str) -> u64 {
         if self.unicode_names {
             let name = index::oneline_unescape(escaped_cn);
-            return self
-                .hasher
-                .hash_one(crate::enroll::username::comparison_key(&name, true));
+            return self.hasher.hash_one(AccountKey::of(&name, true));
         }
         let mut h = self.hasher.build_hasher();
         for b in escaped_cn.bytes() {
