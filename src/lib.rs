@@ -10,13 +10,13 @@
 
 pub mod admin;
 pub mod app;
-pub mod backup;
 pub mod ca;
 pub mod config;
 pub mod docgen;
 pub mod enroll;
 #[allow(unsafe_code)]
 mod ffi;
+pub mod front;
 pub mod log;
 pub mod owner;
 pub mod ratelimit;

@@ -2,10 +2,9 @@
 //! (index.txt, crl.pem, crlnumber, serial, the lock file, getacert.codes) stays that
 //! user's, so the daemon, which runs as that user, can still write it afterwards.
 
-use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use crate::ca::store::{CaFile, Store};
 use crate::config::Config;
 use crate::ffi::privs;
 
@@ -16,26 +15,25 @@ pub fn act_as_ca_owner(config_path: &Path) -> Result<(), String> {
         return Ok(());
     }
     let config = Config::load(config_path).map_err(|e| e.to_string())?;
-    let db = &config.paths.database;
-    let dir = db
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let meta = fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    if meta.uid() == 0 {
+    let store = Store::new(&config);
+    let dir = store.path(CaFile::Directory).unwrap_or_default();
+    let meta = store
+        .stat(CaFile::Directory)
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    if meta.uid == 0 {
         return Ok(());
     }
-    privs::become_user(meta.uid(), meta.gid()).map_err(|e| {
+    privs::become_user(meta.uid, meta.gid).map_err(|e| {
         format!(
             "cannot act as {}'s owner (uid {}): {e}; run the command as that user: runuser -u USER -- getacert …",
             dir.display(),
-            meta.uid()
+            meta.uid
         )
     })?;
     eprintln!(
         "getacert: acting as uid {} gid {}, the owner of {}",
-        meta.uid(),
-        meta.gid(),
+        meta.uid,
+        meta.gid,
         dir.display()
     );
     Ok(())

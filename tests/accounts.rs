@@ -2488,3 +2488,35 @@ fn remote_addr_cannot_forge_a_log_line_cgi() {
 fn remote_addr_cannot_forge_a_log_line_fastcgi() {
     remote_addr_cannot_forge_a_log_line(Mode::Fcgi);
 }
+
+/// Issue 9: the admin commands take a name as enrollment does (`Username::parse` with
+/// the site's rule). A recovery code for a name enrollment refuses could never be used,
+/// and a name that is not one is said to be so, not "never issued" or "nothing matched";
+/// nothing in the CA directory changes.
+#[test]
+fn admin_commands_refuse_a_name_that_is_not_a_username() {
+    let ca = Ca::init();
+    let t = Target::new(&ca, Mode::Cgi);
+    enroll_ok(&t, "alice", None, &[]);
+    let index = ca.index_text();
+    let codes = std::fs::read(ca.path("getacert.codes")).ok();
+    for args in [
+        &["recovery-code", "al ice"][..],
+        &["recovery-code", "a/CN=admin", "--revoke-all"],
+        &["release", "alice,bob"],
+        &["revoke", "--user", "a=b"],
+    ] {
+        let out = admin(&ca, args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {out:?}");
+        assert!(stderr.contains("is not a username here"), "{args:?}: {stderr}");
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("Recovery code"),
+            "{args:?}: {out:?}"
+        );
+        assert_eq!(ca.index_text(), index, "{args:?}");
+        assert_eq!(std::fs::read(ca.path("getacert.codes")).ok(), codes, "{args:?}");
+    }
+    // A good name still works, in any case.
+    admin_ok(&ca, &["recovery-code", "ALICE"]);
+}

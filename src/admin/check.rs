@@ -9,7 +9,7 @@ use openssl::asn1::Asn1Time;
 use crate::app::App;
 use crate::ca::index;
 use crate::ca::sign::Ca;
-use crate::ca::store::Store;
+use crate::ca::store::{CaFile, Store};
 use crate::config::Config;
 
 /// What `check` found: problems (the deployment is not sound: exit 1) and warnings
@@ -32,17 +32,18 @@ pub fn check(config_path: &Path) -> Report {
     let problems = &mut report.problems;
     let warnings = &mut report.warnings;
     let p = &config.paths;
-    match fs::metadata(&p.private_key) {
-        Ok(m) if m.mode() & 0o077 != 0 => problems.push(format!(
+    let store = Store::new(&config);
+    match store.stat(CaFile::PrivateKey) {
+        Ok(m) if m.mode & 0o077 != 0 => problems.push(format!(
             "{} is readable by group or others (mode {:04o}): run `chmod 600 {}` and make it owned by the user getacert runs as",
             p.private_key.display(),
-            m.mode() & 0o7777,
+            m.mode & 0o7777,
             p.private_key.display()
         )),
         Ok(_) => {}
         Err(e) => problems.push(format!("{}: {e}", p.private_key.display())),
     }
-    web_server_ownership(&config, problems, warnings);
+    web_server_ownership(&store, problems, warnings);
     match Ca::load(&config) {
         Ok(ca) => {
             let now_t = Asn1Time::days_from_now(0).ok();
@@ -77,11 +78,11 @@ pub fn check(config_path: &Path) -> Report {
              web server (a PHP script can claim any client certificate); see docs/deployment.md",
             config.file.display()
         )),
-        Some(f) => match fs::metadata(f) {
-            Ok(m) if m.mode() & 0o077 != 0 => problems.push(format!(
+        Some(f) => match store.stat(CaFile::FrontSecret) {
+            Ok(m) if m.mode & 0o077 != 0 => problems.push(format!(
                 "{} is readable by group or others (mode {:04o}): run `chmod 600 {}`",
                 f.display(),
-                m.mode() & 0o7777,
+                m.mode & 0o7777,
                 f.display()
             )),
             Ok(_) => {}
@@ -115,14 +116,14 @@ pub fn check(config_path: &Path) -> Report {
                 .iter()
                 .filter_map(|r| index::normalize_serial(&r.serial))
                 .collect();
-            warnings.extend(restore_gaps(&config, &indexed));
+            warnings.extend(restore_gaps(&config, &store, &indexed));
         }
         Err(e) => problems.push(format!(
             "{e} (fix or remove that line; `openssl ca` cannot read it either)"
         )),
     }
     if !config.rand_serial {
-        match fs::read_to_string(&p.serial) {
+        match store.peek(CaFile::Serial) {
             Ok(t) if index::normalize_serial(&t).is_some() => {}
             Ok(t) => problems.push(format!(
                 "{}: {:?} is not a hex serial; write e.g. 1000",
@@ -136,8 +137,8 @@ pub fn check(config_path: &Path) -> Report {
             )),
         }
     }
-    match fs::metadata(&p.new_certs_dir) {
-        Ok(m) if m.is_dir() => {}
+    match store.stat(CaFile::NewCerts) {
+        Ok(m) if m.is_dir => {}
         _ => problems.push(format!(
             "{}: missing; run `mkdir {}`",
             p.new_certs_dir.display(),
@@ -172,31 +173,31 @@ fn web_server_users() -> Vec<(String, u32, u32)> {
 /// user (check under mod_fcgid or mod_cgi), that is how those modes work: a warning
 /// naming it. Run as anyone else (the daemon's user, root), it is a problem: in the
 /// socket modes whoever runs a script in the web server must not reach the CA.
-fn web_server_ownership(config: &Config, problems: &mut Vec<String>, warnings: &mut Vec<String>) {
+fn web_server_ownership(store: &Store, problems: &mut Vec<String>, warnings: &mut Vec<String>) {
     let web = web_server_users();
     if web.is_empty() {
         return;
     }
     let me = fs::metadata("/proc/self").map(|m| m.uid()).ok();
     let cgi_mode = web.iter().any(|w| Some(w.1) == me);
-    let p = &config.paths;
-    let db_dir = p.database.parent().unwrap_or(Path::new("."));
-    for path in [
-        &p.private_key,
-        &p.database,
-        &p.serial,
-        &p.new_certs_dir,
-        &db_dir.to_path_buf(),
+    let db_dir = store.path(CaFile::Directory).unwrap_or_default();
+    for file in [
+        CaFile::PrivateKey,
+        CaFile::Database,
+        CaFile::Serial,
+        CaFile::NewCerts,
+        CaFile::Directory,
     ] {
-        let Ok(m) = fs::metadata(path) else { continue };
-        let mode = m.mode();
+        let path = store.path(file).unwrap_or_default();
+        let Ok(m) = store.stat(file) else { continue };
+        let mode = m.mode;
         let Some((name, uid, _)) = web
             .iter()
-            .find(|w| m.uid() == w.1 || (m.gid() == w.2 && mode & 0o020 != 0))
+            .find(|w| m.uid == w.1 || (m.gid == w.2 && mode & 0o020 != 0))
         else {
             continue;
         };
-        let how = if m.uid() == *uid {
+        let how = if m.uid == *uid {
             "belongs to"
         } else {
             "is writable by the group of"
@@ -223,16 +224,16 @@ fn web_server_ownership(config: &Config, problems: &mut Vec<String>, warnings: &
 
 /// What a CA restored from an older copy shows: certificates in newcerts/ that
 /// index.txt does not list, and a serial file at or below the highest of them.
-fn restore_gaps(config: &Config, indexed: &std::collections::HashSet<String>) -> Vec<String> {
+fn restore_gaps(config: &Config, store: &Store, indexed: &std::collections::HashSet<String>) -> Vec<String> {
     let p = &config.paths;
     let mut out = Vec::new();
-    let Ok(entries) = fs::read_dir(&p.new_certs_dir) else {
+    let Ok(entries) = store.newcerts() else {
         return out;
     };
     let mut missing: Vec<String> = Vec::new();
     let mut highest: Option<String> = None;
-    for entry in entries.flatten() {
-        let name = entry.file_name();
+    for entry in entries {
+        let name = entry.name;
         let Some(serial) = name
             .to_str()
             .and_then(|n| n.strip_suffix(".pem"))
@@ -263,14 +264,15 @@ fn restore_gaps(config: &Config, indexed: &std::collections::HashSet<String>) ->
             p.database.display(),
             shown.join(", "),
             if missing.len() > shown.len() { ", …" } else { "" },
-            p.lock_file.display(),
+            store.path(CaFile::Lock).unwrap_or_default().display(),
             config.file.display(),
             p.new_certs_dir.display()
         ));
     }
     if !config.rand_serial
         && let Some(h) = &highest
-        && let Some(next) = fs::read_to_string(&p.serial)
+        && let Some(next) = store
+            .peek(CaFile::Serial)
             .ok()
             .and_then(|t| index::normalize_serial(&t))
         && index::serial_cmp(&next, h).is_le()

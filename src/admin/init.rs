@@ -1,9 +1,8 @@
 //! `getacert init`: a new CA directory (the article's steps 1 and 4 done right) and the
 //! ca.conf from the key table.
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use openssl::asn1::{Asn1Integer, Asn1Time};
@@ -17,6 +16,7 @@ use openssl::x509::extension::{BasicConstraints, KeyUsage, SubjectKeyIdentifier}
 use openssl::x509::{X509, X509NameBuilder};
 
 use crate::app::App;
+use crate::ca::store::create_new as write_new;
 use crate::config::{Config, ca_conf};
 
 /// What `init` makes.
@@ -88,19 +88,6 @@ fn ca_cert(key: &PKey<Private>, opts: &InitOptions) -> Result<X509, openssl::err
     Ok(b.build())
 }
 
-/// Creates `path` (never over an existing file) with `content` and `mode`, fsynced.
-pub(crate) fn write_new(path: &Path, content: &[u8], mode: u32) -> Result<(), String> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    f.write_all(content)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| format!("{}: {e}", path.display()))
-}
-
 pub fn init(dir: &Path, opts: &InitOptions) -> Result<(), String> {
     for existing in ["rootCA.key", "rootCA.pem", "ca.conf", "index.txt", "serial"] {
         if dir.join(existing).exists() {
@@ -164,7 +151,7 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<(), String> {
         let app = Config::load(&dir.join("ca.conf"))
             .map_err(|e| e.to_string())
             .and_then(|c| App::new(c).map_err(|e| e.to_string()))?;
-        super::crl(&app, true).map(|_| ())
+        super::crl(&app, true).map(|_| ()).map_err(|e| e.to_string())
     };
     if let Err(e) = made() {
         for path in created {

@@ -26,7 +26,7 @@ use crate::config::ChallengeRule;
 use crate::enroll::form::Form;
 use crate::enroll::policy;
 use crate::enroll::request::{Kind, PublicKeyRequest};
-use crate::enroll::username::{Email, Username, comparison_key};
+use crate::enroll::username::{AccountKey, Email, Username};
 use crate::token::Purpose;
 use crate::web::{Request, Response};
 
@@ -71,7 +71,7 @@ struct Application<'f> {
 struct Claim<'a> {
     username: &'a Username,
     /// The name as compared (case-folded): the key of codes and rate limits.
-    name_key: String,
+    name_key: AccountKey,
     /// The signed-in identity, when it is this username's.
     proven: Option<&'a Identity>,
     /// The client address as rate limits and code guesses count it.
@@ -142,10 +142,10 @@ impl App {
         self.check_challenge(&asked.request, now)?;
         let accepted = policy::check(&asked.request.public_key, &cfg.keys).map_err(Refusal::KeyRefused)?;
         let subject = self.subject(&asked)?;
-        let name_key = comparison_key(asked.username.as_str(), cfg.allow_non_ascii);
+        let name_key = asked.username.account_key(cfg.allow_non_ascii);
         let claim = Claim {
             username: &asked.username,
-            proven: identity.filter(|id| comparison_key(&id.username, cfg.allow_non_ascii) == name_key),
+            proven: identity.filter(|id| id.username.account_key(cfg.allow_non_ascii) == name_key),
             name_key,
             client: self.client_key(req),
             subject_line: crate::ffi::openssl::name_oneline(&subject),

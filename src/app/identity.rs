@@ -6,17 +6,20 @@
 use openssl::nid::Nid;
 use openssl::x509::X509;
 
-use crate::ca::index;
+use crate::ca::index::Serial;
 use crate::ca::store::Locked;
+use crate::enroll::username::Username;
 use crate::web::Request;
 
 use super::{App, Now, Refusal, remote};
 
-/// A signed-in user: the username and the serial of the certificate they presented.
+/// A signed-in user: the username and the serial of the certificate they presented,
+/// made only by [`App::client_identity`] once that certificate proved to be the one on
+/// file, valid and not revoked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
-    pub username: String,
-    pub serial: String,
+    pub username: Username,
+    pub serial: Serial,
     /// The certificate's notAfter (Unix time).
     pub not_after: i64,
 }
@@ -43,8 +46,8 @@ impl App {
 }
 
 /// The serial and certificate the web server passed, if both are readable.
-fn presented(req: &Request) -> Option<(String, X509)> {
-    let serial = index::normalize_serial(req.param_str("SSL_CLIENT_M_SERIAL")?)?;
+fn presented(req: &Request) -> Option<(Serial, X509)> {
+    let serial = Serial::parse(req.param_str("SSL_CLIENT_M_SERIAL")?)?;
     let cert = X509::from_pem(&client_cert_pem(req.param_str("SSL_CLIENT_CERT")?)).ok()?;
     Some((serial, cert))
 }
@@ -52,7 +55,7 @@ fn presented(req: &Request) -> Option<(String, X509)> {
 fn identify(
     req: &Request,
     locked: &Locked<'_>,
-    (serial, presented): (String, X509),
+    (serial, presented): (Serial, X509),
     now: i64,
 ) -> Option<Identity> {
     if locked.is_revoked(&serial) {
@@ -71,7 +74,7 @@ fn identify(
     }
     let cn = on_file.subject_name().entries_by_nid(Nid::COMMONNAME).last()?;
     Some(Identity {
-        username: cn.data().to_string().ok()?,
+        username: Username::issued(cn.data().to_string().ok()?),
         serial,
         not_after,
     })

@@ -31,10 +31,10 @@ use crate::ca::codes::{self, CodeKind};
 use crate::ca::crl;
 use crate::ca::index::Record;
 use crate::ca::sign::{self, Ca, SubjectError};
-use crate::ca::store::{Locked, Store, StoreError};
+use crate::ca::store::{CaFile, Locked, Store, StoreError};
 use crate::config::Config;
 use crate::enroll::form::{Form, FormError};
-use crate::enroll::username::{Email, Username, comparison_key};
+use crate::enroll::username::{AccountKey, Email, Username};
 use crate::ratelimit::Limiter;
 use crate::web::{Handler, Request, Response};
 
@@ -126,12 +126,13 @@ impl App {
     /// [`App::validate`], then the token secret (created on first use).
     pub fn new(config: Config) -> Result<App, StartError> {
         let ca = Self::validate(&config)?;
-        let secret = crate::ca::store::load_or_create_secret(&config.paths.secret_file)
-            .map_err(|e| StartError(format!("{}: {e}", config.paths.secret_file.display())))?;
+        let store = Store::new(&config);
+        let secret_file = store.path(CaFile::TokenSecret).unwrap_or_default();
+        let secret = crate::ca::store::load_or_create_secret(&secret_file)
+            .map_err(|e| StartError(format!("{}: {e}", secret_file.display())))?;
         if let Some(note) = &config.digest_note {
             log::warn!("{}: {note}", config.file.display());
         }
-        let store = Store::new(&config);
         let ocsp = crate::responder::Endpoint::new(&config, &ca).map_err(StartError)?;
         Ok(App {
             ocsp,
@@ -246,7 +247,7 @@ impl App {
         codes::issue(
             locked,
             &self.secret,
-            &comparison_key(user, self.config.allow_non_ascii),
+            &AccountKey::of(user, self.config.allow_non_ascii),
             kind,
             t,
             self.config.code_lifetime,

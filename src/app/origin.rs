@@ -270,8 +270,8 @@ mod tests {
         let cookie = "00112233445566778899aabbccddeeff";
         let anon = headers(&[("HTTP_COOKIE", &format!("getacert={cookie}"))]);
         let who = Identity {
-            username: "alice".into(),
-            serial: "0A1B".into(),
+            username: crate::enroll::username::Username::issued("alice".into()),
+            serial: crate::ca::index::Serial::parse("0A1B").unwrap(),
             not_after: made + 86400,
         };
         assert_eq!(

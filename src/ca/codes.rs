@@ -18,6 +18,7 @@ use openssl::pkey::PKey;
 use openssl::sign::Signer;
 
 use super::store::{CaFile, Locked, StoreError};
+use crate::enroll::username::AccountKey;
 
 /// The tries column of `getacert.codes` (no longer counted down).
 pub const MAX_TRIES: u32 = 5;
@@ -158,12 +159,12 @@ fn write(locked: &Locked<'_>, entries: &[Entry], now: i64) -> Result<(), StoreEr
 pub fn issue(
     locked: &Locked<'_>,
     secret: &[u8],
-    user: &str,
+    user: &AccountKey,
     kind: CodeKind,
     now: i64,
     lifetime: i64,
 ) -> Result<String, StoreError> {
-    let user = user.to_ascii_lowercase();
+    let user = user.as_str().to_ascii_lowercase();
     let code = new_code()?;
     let mut entries = read(locked)?;
     if kind == CodeKind::AddDevice {
@@ -182,14 +183,14 @@ pub fn issue(
 
 /// True when `user` has an unexpired code: the username is then reserved for whoever
 /// holds the code (a recovery code for a name never issued reserves it too).
-pub fn has_live(locked: &Locked<'_>, user: &str, now: i64) -> Result<bool, StoreError> {
-    let user = user.to_ascii_lowercase();
+pub fn has_live(locked: &Locked<'_>, user: &AccountKey, now: i64) -> Result<bool, StoreError> {
+    let user = user.as_str().to_ascii_lowercase();
     Ok(read(locked)?.iter().any(|e| e.user == user && e.expires > now))
 }
 
 /// Removes every code of `user` (the name was released).
-pub fn void(locked: &Locked<'_>, user: &str, now: i64) -> Result<(), StoreError> {
-    let user = user.to_ascii_lowercase();
+pub fn void(locked: &Locked<'_>, user: &AccountKey, now: i64) -> Result<(), StoreError> {
+    let user = user.as_str().to_ascii_lowercase();
     let mut entries = read(locked)?;
     let before = entries.len();
     entries.retain(|e| e.user != user);
@@ -204,11 +205,11 @@ pub fn void(locked: &Locked<'_>, user: &str, now: i64) -> Result<(), StoreError>
 pub fn redeem(
     locked: &Locked<'_>,
     secret: &[u8],
-    user: &str,
+    user: &AccountKey,
     typed: &str,
     now: i64,
 ) -> Result<Redeemed, StoreError> {
-    let user = user.to_ascii_lowercase();
+    let user = user.as_str().to_ascii_lowercase();
     let mut entries = read(locked)?;
     let live = |e: &Entry| e.user == user && e.expires > now;
     if !entries.iter().any(live) {
@@ -278,8 +279,13 @@ fn write_tries(locked: &Locked<'_>, all: &mut Vec<Tries>, now: i64) -> Result<()
 }
 
 /// `Some(seconds)` when `client` guessed wrong too often for `user` and must wait.
-pub fn backoff(locked: &Locked<'_>, user: &str, client: &str, now: i64) -> Result<Option<u64>, StoreError> {
-    let user = user.to_ascii_lowercase();
+pub fn backoff(
+    locked: &Locked<'_>,
+    user: &AccountKey,
+    client: &str,
+    now: i64,
+) -> Result<Option<u64>, StoreError> {
+    let user = user.as_str().to_ascii_lowercase();
     Ok(read_tries(locked)?
         .iter()
         .find(|t| t.user == user && t.client == client)
@@ -292,12 +298,12 @@ pub fn backoff(locked: &Locked<'_>, user: &str, client: &str, now: i64) -> Resul
 /// a right one (`right`).
 pub fn record_guess(
     locked: &Locked<'_>,
-    user: &str,
+    user: &AccountKey,
     client: &str,
     right: bool,
     now: i64,
 ) -> Result<(), StoreError> {
-    let user = user.to_ascii_lowercase();
+    let user = user.as_str().to_ascii_lowercase();
     let mut all = read_tries(locked)?;
     if right {
         if !all.iter().any(|t| t.user == user) {

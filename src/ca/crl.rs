@@ -92,6 +92,15 @@ impl std::fmt::Display for CrlError {
     }
 }
 
+impl std::error::Error for CrlError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            CrlError::Store(e) => Some(e),
+            CrlError::CrlNumber(..) | CrlError::Sign(_) => None,
+        }
+    }
+}
+
 impl From<StoreError> for CrlError {
     fn from(e: StoreError) -> CrlError {
         CrlError::Store(e)

@@ -59,6 +59,8 @@ impl fmt::Display for LineError {
     }
 }
 
+impl std::error::Error for LineError {}
+
 /// One index.txt line, borrowed: what the in-memory view needs, with the same checks
 /// as [`Record::parse`] and no allocation (a million lines load in a fraction of a
 /// second).
@@ -223,6 +225,61 @@ pub fn oneline_unescape(value: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A certificate serial, parsed once from hexadecimal ([`Serial::parse`]) and kept as
+/// index.txt writes it ([`normalize_serial`]: upper case, no leading zeros, even length).
+/// One number has one spelling, so equality is numeric equality, and the order is
+/// numeric too. Displays (and derefs to) that spelling.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Serial(String);
+
+impl Serial {
+    /// `None` unless `s` is hexadecimal (surrounding whitespace ignored).
+    pub fn parse(s: &str) -> Option<Serial> {
+        normalize_serial(s).map(Serial)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// This serial plus one.
+    pub fn next(&self) -> Serial {
+        Serial(serial_next(&self.0))
+    }
+}
+
+impl Ord for Serial {
+    fn cmp(&self, other: &Serial) -> std::cmp::Ordering {
+        serial_cmp(&self.0, &other.0)
+    }
+}
+
+impl PartialOrd for Serial {
+    fn partial_cmp(&self, other: &Serial) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Display for Serial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::ops::Deref for Serial {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A record's serial (as read from index.txt, any spelling) against a parsed one.
+impl PartialEq<Serial> for String {
+    fn eq(&self, other: &Serial) -> bool {
+        normalize_serial(self).is_some_and(|s| s == other.0)
+    }
 }
 
 /// Upper-case hex without leading zeros (but at least two digits), padded to even
@@ -440,5 +497,31 @@ mod tests {
         }
         assert_eq!(parse_asn1_time("491231235959"), None);
         assert_eq!(parse_asn1_time("491331235959Z"), None);
+    }
+
+    #[test]
+    fn serial_parses_once_and_shows_as_index_txt_writes_it() {
+        let s = Serial::parse(" 0000abc ").unwrap();
+        assert_eq!(s.to_string(), "0ABC");
+        assert_eq!(s.as_str(), "0ABC");
+        assert_eq!(Serial::parse("0ABC"), Some(s.clone()));
+        assert_eq!(Serial::parse("0"), Serial::parse("00"));
+        assert_eq!(Serial::parse("0").unwrap().to_string(), "00");
+        for bad in ["", " ", "xyz", "12g4", "-1", "0x10"] {
+            assert_eq!(Serial::parse(bad), None, "{bad:?}");
+        }
+        assert_eq!(s.next().to_string(), "0ABD");
+        assert_eq!(Serial::parse("FF").unwrap().next().to_string(), "0100");
+        // Numeric order, not string order: 0F < 10 < 0100.
+        let mut v: Vec<Serial> = ["0100", "10", "f"]
+            .iter()
+            .filter_map(|t| Serial::parse(t))
+            .collect();
+        v.sort();
+        let shown: Vec<String> = v.iter().map(Serial::to_string).collect();
+        assert_eq!(shown, ["0F", "10", "0100"]);
+        // A record's serial in another spelling is the same serial.
+        assert!(String::from("00abc") == s);
+        assert!(String::from("abd") != s);
     }
 }

@@ -113,11 +113,6 @@ pub struct CaPaths {
     pub serial: PathBuf,
     pub crlnumber: Option<PathBuf>,
     pub crl_file: Option<PathBuf>,
-    /// The lock every change takes: `<database>.lock`. Admins wrap `openssl ca` in
-    /// `flock` on it.
-    pub lock_file: PathBuf,
-    /// Secret for form tokens and SPKAC challenges: `<database dir>/getacert.secret`.
-    pub secret_file: PathBuf,
 }
 
 /// The validated configuration.
@@ -237,7 +232,6 @@ impl Config {
         let get_ga = |key: &str| ga.get(key);
 
         let database = ca.path("database")?;
-        let db_dir = database.parent().map(Path::to_path_buf).unwrap_or_default();
         let paths = CaPaths {
             new_certs_dir: ca.path("new_certs_dir")?,
             certificate: ca.path("certificate")?,
@@ -248,8 +242,6 @@ impl Config {
                 .or_else(|| ca.get("crl"))
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
-            lock_file: PathBuf::from(format!("{}.lock", database.display())),
-            secret_file: db_dir.join("getacert.secret"),
             database,
         };
 

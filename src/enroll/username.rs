@@ -6,7 +6,8 @@ use regex::Regex;
 use unicode_normalization::UnicodeNormalization;
 use unicode_security::{GeneralSecurityProfile, MixedScript};
 
-/// A username that passed the rule. Only [`Username::parse`] makes one.
+/// A username that passed the rule. Only [`Username::parse`] makes one from input;
+/// [`Username::issued`] takes the CN of a certificate this CA keeps on file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Username(String);
 
@@ -72,18 +73,79 @@ impl Username {
     pub(crate) fn config_probe() -> Username {
         Username("probe".to_string())
     }
+
+    /// The CN of a certificate this CA issued and keeps on file: it passed the rule of
+    /// its day, which may since have changed, so it is taken as issued. Only the
+    /// identity check, after comparing the presented certificate with the one on file,
+    /// makes one this way.
+    pub(crate) fn issued(cn: String) -> Username {
+        Username(cn)
+    }
+
+    /// The account this name belongs to ([`AccountKey::of`]).
+    pub fn account_key(&self, unicode: bool) -> AccountKey {
+        AccountKey::of(&self.0, unicode)
+    }
 }
 
-/// The form two usernames are compared in: ASCII case folded when only ASCII names are
-/// allowed; with `allow_non_ascii`, NFC, full Unicode case folding, then the UTS #39
-/// confusable skeleton, so "Zoë" (either spelling), "ZOË" and a Cyrillic look-alike
-/// of "alice" all meet the name they imitate.
-pub fn comparison_key(name: &str, unicode: bool) -> String {
-    if !unicode {
-        return name.to_ascii_lowercase();
+impl std::fmt::Display for Username {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
-    let folded = caseless::default_case_fold_str(&name.nfc().collect::<String>());
-    unicode_security::skeleton(&folded).collect()
+}
+
+/// Read-only: the proof is in how the name was made, not in hiding its text.
+impl std::ops::Deref for Username {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for UsernameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UsernameError::Empty => write!(f, "the username is empty"),
+            UsernameError::TooLong => write!(f, "the username is longer than 64 characters"),
+            UsernameError::ForbiddenChar(c) => {
+                write!(f, "the username contains {c:?}, which is never allowed")
+            }
+            UsernameError::NonAscii => write!(f, "the username is not ASCII (allow_non_ascii is off)"),
+            UsernameError::MixedScript => write!(f, "the username mixes letters of several scripts"),
+            UsernameError::RuleMismatch => write!(f, "the username does not match username_rule"),
+        }
+    }
+}
+
+impl std::error::Error for UsernameError {}
+
+/// The account a username names: two names are one account when their keys are equal.
+/// ASCII case folded when only ASCII names are allowed; with `allow_non_ascii`, NFC,
+/// full Unicode case folding, then the UTS #39 confusable skeleton, so "Zoë" (either
+/// spelling), "ZOË" and a Cyrillic look-alike of "alice" all meet the name they
+/// imitate. Every case-insensitive comparison of names goes through this type.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AccountKey(String);
+
+impl AccountKey {
+    pub fn of(name: &str, unicode: bool) -> AccountKey {
+        if !unicode {
+            return AccountKey(name.to_ascii_lowercase());
+        }
+        let folded = caseless::default_case_fold_str(&name.nfc().collect::<String>());
+        AccountKey(unicode_security::skeleton(&folded).collect())
+    }
+
+    /// The key's text, as `getacert.codes` and `getacert.code-tries` store it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for AccountKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// An email address that passed a conservative check (ASCII, one `@`, a dotted domain,
@@ -204,5 +266,43 @@ mod tests {
         ] {
             assert!(Email::parse(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn account_key_is_one_account_per_name_in_each_mode() {
+        let key = |n: &str, unicode| AccountKey::of(n, unicode);
+        // ASCII sites: ASCII case only.
+        assert_eq!(key("Alice", false), key("aLICE", false));
+        assert_eq!(key("Alice", false).as_str(), "alice");
+        assert_ne!(key("alice", false), key("alice2", false));
+        assert_ne!(
+            key("zoë", false),
+            key("ZOË", false),
+            "no Unicode folding when off"
+        );
+        // allow_non_ascii: NFC, full case folding, confusable skeleton.
+        assert_eq!(key("Zo\u{eb}", true), key("zoe\u{308}", true));
+        assert_eq!(key("ZOË", true), key("zoë", true));
+        assert_eq!(key("Stra\u{df}e", true), key("STRASSE", true));
+        assert_eq!(key("\u{430}lice", true), key("alice", true), "Cyrillic а");
+        assert_ne!(key("alice", true), key("alicia", true));
+        // A parsed name and its key agree with the free function.
+        let rule = Regex::new(DEFAULT_USERNAME_RULE).unwrap();
+        let u = Username::parse("Alice", &rule, false).unwrap();
+        assert_eq!(u.account_key(false), key("ALICE", false));
+        assert_eq!(u.to_string(), "Alice");
+        assert_eq!(&*u, "Alice");
+    }
+
+    #[test]
+    fn username_errors_say_what_is_wrong() {
+        let rule = Regex::new(DEFAULT_USERNAME_RULE).unwrap();
+        let err = Username::parse("al ice", &rule, false).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the username contains ' ', which is never allowed"
+        );
+        let err = Username::parse("zoë", &rule, false).unwrap_err();
+        assert!(err.to_string().contains("allow_non_ascii"), "{err}");
     }
 }

@@ -245,6 +245,19 @@ pub fn read_front_secret(path: &Path) -> Result<Vec<u8>, String> {
 }
 
 /// The CA private key file's bytes (PEM), read when the CA is loaded.
+/// Creates `path` (never over an existing file) with `content` and `mode`, fsynced.
+pub fn create_new(path: &Path, content: &[u8], mode: u32) -> Result<(), String> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    f.write_all(content)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
 pub fn read_private_key(path: &Path) -> std::io::Result<Vec<u8>> {
     fs::read(path)
 }

@@ -1,4 +1,4 @@
-//! The CA directory: the only code that changes index.txt, serial and newcerts/.
+//! The CA directory: the only code that reads or changes its files.
 //!
 //! Every change happens under an exclusive lock on a dedicated lock file
 //! (`<database>.lock`, never index.txt itself: `openssl ca` replaces that by rename),
@@ -19,10 +19,25 @@
 //! `openssl ca -revoke`) or getacert.released changed. The view keeps 64-bit keyed
 //! hashes of names, not the names, so a million records fit in a few tens of MiB.
 //!
-//! Every path of the CA directory is derived here ([`Store::path`], [`CaFile`]); no
-//! other module opens, reads or replaces a file in it. The mechanisms live in
-//! `view` (the in-memory index), `serial` (durable reservation) and `durable` (the
-//! write-new/rename, newcerts and append writes).
+//! Every path of the CA directory is derived here ([`Store::path`], [`CaFile`]), and
+//! this module is the only one that opens, reads, writes, lists or stats a file of it.
+//! "The CA directory" is every file ca.conf names for the CA and every file derived
+//! from those: index.txt and its `.attr` and `.lock`, serial, newcerts/, the CA key and
+//! certificate, crlnumber, the CRL, `getacert.{secret,codes,code-tries,released}`,
+//! `front_secret_file` and its `.nginx`/`.apache` snippets, and ca.conf when copied.
+//! The exceptions, each for a reason: `config` reads ca.conf and index.txt.attr to
+//! learn those paths, and `admin::init` creates a new CA directory before any store
+//! exists. Files that are not the CA's may be touched where they are used: the web
+//! server's configuration (`webcheck`), /etc/passwd and /proc (`admin::check`), the
+//! man pages (`docgen`), the FastCGI socket (`web::server`), the file `crl --out`
+//! writes, test fixtures. A reviewer's check:
+//! `grep -rn 'std::fs\|\bFile::\|OpenOptions' src | grep -v '^src/ca/store/'` lists only
+//! those.
+//!
+//! The mechanisms live in `view` (the in-memory index), `serial` (durable reservation),
+//! `durable` (the write-new/rename, newcerts and append writes), `files` (lock-free
+//! facts for the admin commands: owner and mode, a file as it is now, newcerts/'s
+//! entries) and `backup` (the consistent copy, under the lock).
 //!
 //! Signing takes no lock: [`Locked::reserve`] hands out a [`Reservation`] (a serial
 //! made durable in the serial file), the caller signs with the lock released,
@@ -42,16 +57,20 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+mod backup;
 mod durable;
+mod files;
 mod serial;
 pub mod status;
 mod view;
 
 use durable::GroupSync;
-pub use durable::{Pending, load_or_create_secret, read_front_secret, read_private_key};
+pub use durable::{Pending, create_new, load_or_create_secret, read_front_secret, read_private_key};
+pub use files::{FileFacts, NewCert};
 
 use super::index::{self, Record};
 use crate::config::{CaPaths, Config};
+use crate::enroll::username::AccountKey;
 use durable::write_durably;
 use view::{NO_RECORD, View, for_each_line};
 
@@ -116,10 +135,26 @@ impl fmt::Display for StoreError {
     }
 }
 
-impl std::error::Error for StoreError {}
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StoreError::Io { err, .. } => Some(err),
+            StoreError::BadIndexLine { err, .. } => Some(err),
+            StoreError::LockTimeout(_)
+            | StoreError::BadSerialFile { .. }
+            | StoreError::SerialsExhausted(_)
+            | StoreError::Crypto(_) => None,
+        }
+    }
+}
 
 pub struct Store {
     paths: CaPaths,
+    /// ca.conf and `front_secret_file`: named by [`Store::path`] like the rest.
+    conf: PathBuf,
+    front_secret: Option<PathBuf>,
+    /// `<database>.lock` ([`CaFile::Lock`]), derived once: every lock take opens it.
+    lock_path: PathBuf,
     rand_serial: bool,
     unique_subject: bool,
     /// `allow_non_ascii`: names are compared by their Unicode comparison key.
@@ -184,6 +219,9 @@ impl Store {
     pub fn new(config: &Config) -> Store {
         Store {
             paths: config.paths.clone(),
+            conf: config.file.clone(),
+            front_secret: config.front_secret_file.clone(),
+            lock_path: PathBuf::from(format!("{}.lock", config.paths.database.display())),
             rand_serial: config.rand_serial,
             unique_subject: config.unique_subject,
             unicode_names: config.allow_non_ascii,
@@ -208,21 +246,39 @@ impl Store {
         &self.paths
     }
 
-    /// Where `file` is: the one place the CA directory's small files are named. `None`
-    /// only for the CRL when neither `crl_file` nor the CA section's `crl` is set.
+    /// Where `file` is: the one place the CA directory's paths are derived. `None` only
+    /// for the files ca.conf may leave unset (the CRL, the front secret and its snippets).
     pub fn path(&self, file: CaFile) -> Option<PathBuf> {
-        let beside = |name: &str| durable::parent(&self.paths.database).join(name);
+        let p = &self.paths;
+        let beside = |name: &str| durable::parent(&p.database).join(name);
+        let front = |ext: &str| {
+            self.front_secret
+                .as_ref()
+                .map(|f| PathBuf::from(format!("{}{ext}", f.display())))
+        };
         Some(match file {
+            CaFile::Conf => self.conf.clone(),
+            CaFile::Database => p.database.clone(),
+            CaFile::DatabaseAttr => PathBuf::from(format!("{}.attr", p.database.display())),
+            CaFile::Directory => durable::parent(&p.database).to_path_buf(),
+            CaFile::Serial => p.serial.clone(),
+            CaFile::NewCerts => p.new_certs_dir.clone(),
+            CaFile::Certificate => p.certificate.clone(),
+            CaFile::PrivateKey => p.private_key.clone(),
+            CaFile::Lock => self.lock_path.clone(),
             CaFile::Codes => beside("getacert.codes"),
             CaFile::CodeTries => beside("getacert.code-tries"),
             CaFile::Released => beside("getacert.released"),
-            CaFile::TokenSecret => self.paths.secret_file.clone(),
-            CaFile::CrlNumber => self
-                .paths
-                .crlnumber
-                .clone()
-                .unwrap_or_else(|| beside("crlnumber")),
-            CaFile::Crl => return self.paths.crl_file.clone(),
+            CaFile::TokenSecret => p
+                .database
+                .parent()
+                .unwrap_or(Path::new(""))
+                .join("getacert.secret"),
+            CaFile::FrontSecret => return front(""),
+            CaFile::FrontSecretNginx => return front(".nginx"),
+            CaFile::FrontSecretApache => return front(".apache"),
+            CaFile::CrlNumber => p.crlnumber.clone().unwrap_or_else(|| beside("crlnumber")),
+            CaFile::Crl => return p.crl_file.clone(),
         })
     }
 
@@ -238,14 +294,12 @@ impl Store {
     }
 
     /// The view's key for a username: a keyed hash of its comparison key
-    /// ([`crate::enroll::username::comparison_key`]); for ASCII-only sites, of the
+    /// ([`crate::enroll::username::AccountKey`]); for ASCII-only sites, of the
     /// escaped, ASCII-lower-cased form, computed without allocating.
     fn user_key(&self, escaped_cn: &str) -> u64 {
         if self.unicode_names {
             let name = index::oneline_unescape(escaped_cn);
-            return self
-                .hasher
-                .hash_one(crate::enroll::username::comparison_key(&name, true));
+            return self.hasher.hash_one(AccountKey::of(&name, true));
         }
         let mut h = self.hasher.build_hasher();
         for b in escaped_cn.bytes() {
@@ -262,7 +316,7 @@ impl Store {
             .lock_file
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let lock_path = &self.paths.lock_file;
+        let lock_path = &self.lock_path;
         if lock.is_none() {
             let file =
                 open_lock_file(lock_path).map_err(|e| StoreError::io(lock_path, "open the lock file", e))?;
@@ -425,9 +479,28 @@ impl Locked<'_> {
     }
 }
 
-/// The small files of the CA directory besides index.txt, serial and newcerts/.
+/// Every file of the CA directory, and the files ca.conf names beside it: the one list of
+/// them ([`Store::path`] says where each is).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CaFile {
+    /// ca.conf itself (read by `config`, copied by `backup`).
+    Conf,
+    /// The CA section's `database`: index.txt.
+    Database,
+    /// `<database>.attr`, where `openssl ca` keeps `unique_subject`.
+    DatabaseAttr,
+    /// The directory that holds the database (its owner is the CA's owner).
+    Directory,
+    /// The CA section's `serial`: the next serial, in hexadecimal.
+    Serial,
+    /// The CA section's `new_certs_dir`: one SERIAL.pem per issued certificate.
+    NewCerts,
+    /// The CA section's `certificate`.
+    Certificate,
+    /// The CA section's `private_key`.
+    PrivateKey,
+    /// `<database>.lock`: the lock every change takes.
+    Lock,
     /// `getacert.codes` beside index.txt: live add-device and recovery codes (HMACs).
     Codes,
     /// `getacert.code-tries` beside index.txt: wrong code guesses per user and client.
@@ -436,6 +509,12 @@ pub enum CaFile {
     Released,
     /// `getacert.secret` beside index.txt: the HMAC key of tokens and codes.
     TokenSecret,
+    /// `front_secret_file`, when set: the secret the web server sends with each request.
+    FrontSecret,
+    /// `<front_secret_file>.nginx`: the nginx snippet `init` wrote beside it.
+    FrontSecretNginx,
+    /// `<front_secret_file>.apache`: the Apache snippet `init` wrote beside it.
+    FrontSecretApache,
     /// The CA section's `crlnumber`, else `crlnumber` beside index.txt.
     CrlNumber,
     /// The CRL file: `crl_file`, else the CA section's `crl`; may be unset.

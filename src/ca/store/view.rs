@@ -12,6 +12,7 @@ use std::path::Path;
 use super::durable::{fsync_dir, parent};
 use super::{CaFile, Locked, Store, StoreError};
 use crate::ca::index::{self, Line, Status};
+use crate::enroll::username::AccountKey;
 
 /// What the view remembers of index.txt.
 #[derive(Default)]
@@ -252,9 +253,11 @@ impl Locked<'_> {
         self.view().users.contains_key(&key)
     }
 
-    /// True when the CN `cn` (as index.txt writes it) and `username` name one account.
+    /// True when the CN `cn` (as index.txt writes it) and `username` name one account:
+    /// their [`AccountKey`]s are equal.
     pub fn same_name(&self, cn: &str, username: &str) -> bool {
-        self.store.user_key(cn) == self.store.user_key(&index::oneline_escape(username))
+        let unicode = self.store.unicode_names;
+        AccountKey::of(&index::oneline_unescape(cn), unicode) == AccountKey::of(username, unicode)
     }
 
     /// Lists `serials` as released (appended to `getacert.released`, fsynced) and
