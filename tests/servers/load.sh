@@ -5,13 +5,14 @@
 #   (bodies may trickle at 500 B/s): 50 POSTs sending 600 B/s do not delay other
 #   clients' enrollments (they held all 4 workers before);
 # - Apache with enablereuse=on, and nginx with fastcgi_keep_conn on + keepalive 32 and
-#   2 workers, at 64 concurrent clients: no answer but 200, no stall, and index.txt
+#   2 workers, at 64 concurrent clients: no answer but 200, none over 1 s, and index.txt
 #   has exactly one line per certificate answered (before: 30 s stalls, 504s, and
 #   certificates issued for requests nginx had already given up on);
 # - nginx answering 504 while the enrollment waits for the lock: nothing is issued, and
 #   the user's retry is answered 200 (before: issued anyway, so the retry got 409).
-# Bounds asserted are generous (the machine may be shared); the figures are printed.
-# LOAD_SECONDS (default 10) sets how long each 64-client run lasts.
+# The bounds are the issue's (the old 10 s stall bound hid 1-2 s answers); figures are printed.
+# LOAD_SECONDS (default 10; the issue's bar is 20) sets how long each 64-client run
+# lasts, BATCH (default 25) how many enrollments each client sends on one connection.
 . "$(dirname "$0")/lib.sh"
 setup
 ensure_user_getacert
@@ -31,17 +32,40 @@ post() {
 		--data-urlencode "username=$1" --data-urlencode "csr@$T/users/load.csr" "$(url /getacert.php)"
 }
 
-# load CLIENTS PREFIX: CLIENTS clients each enrolling PREFIX<client>x<n> in a loop for
-# $SECS seconds; their "STATUS SECONDS" lines go to $T/load/PREFIX.
+# batch NAME...: one curl, one kept-alive TLS connection, an enrollment for each NAME in
+# turn; prints "STATUS SECONDS" per enrollment (the first one's time includes the handshake).
+batch() {
+	local name args=()
+	for name in "$@"; do
+		args+=(-s -o /dev/null --max-time 60 --cacert "$T/tls/server-ca.pem"
+			-w '%{http_code} %{time_total}\n' --data-urlencode "username=$name"
+			--data-urlencode "csr@$T/users/load.csr" "$(url /getacert.php)" --next)
+	done
+	unset 'args[${#args[@]}-1]'
+	nice -n 10 curl "${args[@]}"
+}
+
+# load CLIENTS PREFIX: CLIENTS clients each enrolling PREFIX<client>x<n> for $SECS
+# seconds, BATCH (25) at a time on one connection; their "STATUS SECONDS" lines go to
+# $T/load/PREFIX. A curl per enrollment (a fork and a TLS handshake each) was the
+# limit: 64 of them kept both cores busy (vmstat: run queue 30-68, 0 % idle), so the
+# daemon's threads got a sliver of the CPU and nginx's upstream_response_time reached
+# 0.8 s at ~50-170 enrollments/s, answers 1.5-2.4 s; wrk on the same setup did 880/s
+# with a 0.13 s maximum. Batched, the rest of the >1 s answers were whole-process
+# pauses of the daemon (strace: a non-blocking flock and futex wakes of 0.42 s, in all
+# threads at once, while its workers were idle 70 % of the time): the clients and
+# other work on the machine had the cores. Real clients are not on the server's
+# machine; here they run at nice 10 so nginx, Apache and the daemon come first.
 load() {
-	local n=$1 p=$2 i pids=()
+	local n=$1 p=$2 b=${BATCH:-25} i pids=()
 	local end=$((SECONDS + SECS))
 	for i in $(seq "$n"); do
 		(
 			j=0
 			while [ "$SECONDS" -lt "$end" ]; do
-				post "$p${i}x$j"
-				j=$((j + 1))
+				# shellcheck disable=SC2046
+				batch $(seq -f "$p${i}x%g" "$j" $((j + b - 1)))
+				j=$((j + b))
 			done >"$T/load/$p.$i"
 		) &
 		pids+=($!)
@@ -50,22 +74,27 @@ load() {
 	cat "$T/load/$p".* >"$T/load/$p"
 }
 
-# check_load PREFIX WHAT: every answer 200, none slower than 10 s (the old stalls were
-# 30 s), and index.txt holds exactly the certificates answered.
+# check_load PREFIX WHAT: the bar of issue 12: every answer 200, none slower than 1 s,
+# and index.txt holds exactly the certificates answered.
 check_load() {
-	local p=$1 what=$2 total bad slow stalls lines
+	local p=$1 what=$2 total bad slow lines
 	total=$(wc -l <"$T/load/$p")
 	bad=$(awk '$1 != 200' "$T/load/$p" | wc -l)
 	slow=$(awk '$2 > 1' "$T/load/$p" | wc -l)
-	stalls=$(awk '$2 > 10' "$T/load/$p" | wc -l)
 	lines=$(grep -c "/CN=${p}[0-9]*x[0-9]*\$" "$CA/index.txt")
-	echo "# $what: $total enrollments in ${SECS} s, $bad not 200, $slow over 1 s, slowest $(sort -k2 -n "$T/load/$p" | tail -n1 | cut -d' ' -f2) s"
+	echo "# $what: $total enrollments in ${SECS} s ($((total / SECS))/s), $bad not 200, $slow over 1 s, $(dist "$T/load/$p" 2)"
 	if [ "$total" -gt 0 ] && [ "$bad" -eq 0 ]; then ok "$what: all $total answers 200"; else
 		notok "$what: all answers 200" "$(awk '$1 != 200' "$T/load/$p" | sort | uniq -c | head)"; fi
-	if [ "$stalls" -eq 0 ]; then ok "$what: no answer took 10 s or more"; else
-		notok "$what: no answer took 10 s or more" "$stalls did"; fi
+	if [ "$slow" -eq 0 ]; then ok "$what: no answer took over 1 s"; else
+		notok "$what: no answer took over 1 s" "$slow did: $(sort -k2 -n "$T/load/$p" | tail -n3 | tr '\n' ' ')"; fi
 	if [ "$lines" -eq "$total" ]; then ok "$what: index.txt lines ($lines) == certificates answered"; else
 		notok "$what: index.txt lines == certificates answered" "$lines lines for $total answers"; fi
+}
+
+# dist FILE FIELD: "p50 X s, p99 Y s, max Z s" of the numbers in FIELD.
+dist() {
+	sort -g -k"$2" "$1" | awk -v f="$2" '{ a[NR] = $f }
+		END { p = int(NR * 0.99); if (p < 1) p = 1; if (NR) printf "p50 %s s, p99 %s s, max %s s", a[int((NR + 1) / 2)], a[p], a[NR] }'
 }
 
 # --- Apache: mod_proxy_fcgi + Debian's reqtimeout, slow bodies; then enablereuse=on --------
@@ -115,10 +144,19 @@ sleep 1
 sed -i "s|fastcgi_pass unix:$SOCK;|fastcgi_pass getacert_keepalive; fastcgi_keep_conn on;|" "$T/nginx/site.conf"
 sed -i "1i upstream getacert_keepalive { server unix:$SOCK; keepalive 32; }" "$T/nginx/site.conf"
 sed -i 's/^worker_processes 1;/worker_processes 2;/; s/worker_connections 128;/worker_connections 1024;/' "$T/nginx/nginx.conf"
+# What the daemon took, as nginx saw it, apart from what the client saw.
+sed -i 's|^\taccess_log \(.*\);|\tlog_format timed "$status $upstream_response_time";\n\taccess_log \1 timed;|' "$T/nginx/nginx.conf"
 check_grep "nginx uses the keep-alive upstream" "$T/nginx/site.conf" 'fastcgi_keep_conn on'
 "${NGINX[@]}" >"$T/logs/nginx.out" 2>&1 && wait_port "$PORT" || notok "nginx restarted" "$(cat "$T/logs/nginx.out")"
 load 64 nk
 check_load nk "nginx fastcgi_keep_conn + keepalive 32, 64 clients"
+grep '^200 ' "$T/nginx/logs/access.log" >"$T/load/nk.upstream"
+echo "# nginx's upstream_response_time (the daemon's part): $(dist "$T/load/nk.upstream" 2)"
+if [ -s "$T/load/nk.upstream" ] && awk '$2 > 1 { exit 1 }' "$T/load/nk.upstream"; then
+	ok "nginx keep-alive, 64 clients: the daemon answered each enrollment within 1 s (upstream_response_time)"
+else
+	notok "nginx keep-alive, 64 clients: the daemon answered each enrollment within 1 s" "$(sort -g -k2 "$T/load/nk.upstream" | tail -n3)"
+fi
 check_grep "the daemon's log is read" "$T/logs/getacert.log" 'serving FastCGI'
 check_nogrep "the daemon logged no stalled request" "$T/logs/getacert.log" 'not complete after|queue is full'
 
