@@ -26,7 +26,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver};
@@ -36,6 +35,9 @@ use mio::net::{TcpListener, UnixListener};
 use mio::{Events, Interest, Poll, Token, Waker};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
+
+mod accept;
+mod lifecycle;
 
 use super::fastcgi::{self, Connection, Event, Limits};
 use super::pool::{Done, Job, Peer, Pool, overload};
@@ -232,82 +234,6 @@ impl Loop {
                 self.throttle.0 = Some(now);
             }
         }
-    }
-
-    fn accept_all(&mut self) {
-        while let Some(listener) = &self.listener {
-            let (mut stream, peer) = match listener.accept() {
-                Ok(accepted) => accepted,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) => match e.raw_os_error() {
-                    Some(libc::EINTR | libc::ECONNABORTED | libc::EPROTO) => continue,
-                    _ => {
-                        // Out of descriptors or memory, or worse: try again at the next tick.
-                        self.log_throttled(&format!("accept failed: {e}; retrying shortly"));
-                        self.accept_paused = true;
-                        return;
-                    }
-                },
-            };
-            if let (Peer::Tcp(addr), Some(allowed)) = (peer, &self.opts.web_server_addrs)
-                && !allowed
-                    .iter()
-                    .any(|a: &IpAddr| a.to_canonical() == addr.ip().to_canonical())
-            {
-                log::warn!("{peer}: not in FCGI_WEB_SERVER_ADDRS; connection closed");
-                continue;
-            }
-            if self.conns.len() >= self.opts.max_conns && !self.evict_idle() {
-                let max = self.opts.max_conns;
-                self.log_throttled(&format!(
-                    "{peer}: {max} connections open, none idle; new connection closed"
-                ));
-                continue;
-            }
-            let key = self.next_token;
-            self.next_token += 1;
-            if let Err(e) = self.poll.registry().register(
-                stream.source(),
-                Token(key),
-                Interest::READABLE | Interest::WRITABLE,
-            ) {
-                log::warn!("{peer}: cannot watch the connection: {e}");
-                continue;
-            }
-            let now = Instant::now();
-            self.conns.insert(
-                key,
-                Conn {
-                    stream,
-                    peer,
-                    fcgi: Connection::new(self.limits),
-                    out: Vec::new(),
-                    reading_since: None,
-                    last_seen: now,
-                    in_flight: None,
-                    pipelined: VecDeque::new(),
-                    write_blocked_since: None,
-                    closing: false,
-                    lingering_until: None,
-                },
-            );
-            // Edge-triggered: what arrived before registration is read now.
-            self.read(key);
-        }
-    }
-
-    /// Closes the connection idle the longest; false when none is idle.
-    fn evict_idle(&mut self) -> bool {
-        let oldest = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.is_idle() && c.lingering_until.is_none())
-            .min_by_key(|(_, c)| c.last_seen)
-            .map(|(k, _)| *k);
-        oldest.is_some_and(|key| {
-            self.remove(key);
-            true
-        })
     }
 
     /// Forgets a connection; a request of it still with a worker is marked abandoned.
@@ -511,99 +437,6 @@ impl Loop {
             conn.stream.shutdown_write();
             conn.lingering_until = Some(Instant::now() + LINGER);
             self.read(key);
-        }
-    }
-
-    fn on_tick(&mut self, now: Instant) {
-        if self.accept_paused {
-            self.accept_paused = false;
-            self.accept_all();
-        }
-        let timeout = self.opts.request_timeout;
-        let idle_timeout = self.opts.idle_timeout;
-        let mut expired = Vec::new();
-        for (key, c) in &self.conns {
-            if let Some(until) = c.lingering_until {
-                if now >= until {
-                    expired.push(*key);
-                }
-            } else if c
-                .write_blocked_since
-                .is_some_and(|s| now.duration_since(s) > timeout)
-            {
-                log::warn!(
-                    "{}: has not read its answer for {} s; connection closed",
-                    c.peer,
-                    timeout.as_secs()
-                );
-                expired.push(*key);
-            } else if let Some(since) = c.reading_since.filter(|s| now.duration_since(*s) > timeout) {
-                let secs = now.duration_since(since).as_secs();
-                log::warn!(
-                    "{}: request not complete after {secs} s (params and body must arrive within {} s); \
-                     connection closed",
-                    c.peer,
-                    timeout.as_secs()
-                );
-                expired.push(*key);
-            } else if c.is_idle() && (self.shutting_down || now.duration_since(c.last_seen) > idle_timeout) {
-                expired.push(*key);
-            }
-        }
-        for key in expired {
-            self.remove(key);
-        }
-    }
-
-    fn on_signal(&mut self, signal: i32) {
-        let name = if signal == SIGINT { "SIGINT" } else { "SIGTERM" };
-        if self.shutting_down {
-            log::warn!("{name} again: closing connections whose request is still arriving");
-            let arriving: Vec<usize> = self
-                .conns
-                .iter()
-                .filter(|(_, c)| c.in_flight.is_none() && c.pipelined.is_empty())
-                .map(|(k, _)| *k)
-                .collect();
-            for key in arriving {
-                self.remove(key);
-            }
-            return;
-        }
-        self.shutting_down = true;
-        if !self.inherited {
-            // Connections waiting in our own socket's backlog die with it: take them.
-            self.accept_all();
-        }
-        if let Some(mut listener) = self.listener.take() {
-            let _ = self.poll.registry().deregister(listener.source());
-        }
-        let idle: Vec<usize> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.is_idle())
-            .map(|(k, _)| *k)
-            .collect();
-        for key in &idle {
-            self.remove(*key);
-        }
-        log::info!(
-            "{name}: no longer accepting; closed {} idle connections, finishing {} requests \
-             on {} connections",
-            idle.len(),
-            self.outstanding,
-            self.conns.len()
-        );
-        let busy: Vec<usize> = self.conns.keys().copied().collect();
-        for key in busy {
-            if let Some(c) = self.conns.get_mut(&key)
-                && c.in_flight.is_none()
-                && c.pipelined.is_empty()
-                && !c.fcgi.mid_request()
-            {
-                c.closing = true;
-            }
-            self.flush(key);
         }
     }
 }
