@@ -38,6 +38,7 @@ pub fn backup(app: &App, dir: &Path) -> Result<usize, String> {
     let codes = in_dir(CaFile::Codes);
     let tries = in_dir(CaFile::CodeTries);
     let released = in_dir(CaFile::Released);
+    let devices = in_dir(CaFile::Devices);
     // The front secret and the snippets init made beside it for nginx and Apache.
     let fronts: Vec<PathBuf> = config
         .front_secret_file
@@ -62,6 +63,8 @@ pub fn backup(app: &App, dir: &Path) -> Result<usize, String> {
         (&tries, false),
         // Released names: without it a restored CA would hold them again.
         (&released, false),
+        // Device names, times and renewals waiting for their new certificate.
+        (&devices, false),
     ];
     files.extend(fronts.iter().map(|f| (f.as_path(), false)));
     if let Some(c) = &p.crlnumber {

@@ -42,6 +42,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+pub mod devices;
 mod durable;
 mod serial;
 pub mod status;
@@ -142,6 +143,10 @@ pub struct Store {
     /// Shares one fsync of newcerts/ among enrollments that created their files at the
     /// same time.
     newcerts_sync: GroupSync,
+    /// The cached `getacert.devices` (see `devices`); only touched under the lock.
+    devices: Mutex<devices::Devices>,
+    /// OCSP sightings not yet written: serial → last time asked.
+    sightings: Mutex<std::collections::HashMap<String, i64>>,
 }
 
 /// Opens the lock file read-only (flock needs no more), creating it (0640) when missing:
@@ -195,6 +200,8 @@ impl Store {
             lock_file: Mutex::new(None),
             append_file: Mutex::new(None),
             newcerts_sync: GroupSync::default(),
+            devices: Mutex::new(devices::Devices::default()),
+            sightings: Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -216,6 +223,7 @@ impl Store {
             CaFile::Codes => beside("getacert.codes"),
             CaFile::CodeTries => beside("getacert.code-tries"),
             CaFile::Released => beside("getacert.released"),
+            CaFile::Devices => beside("getacert.devices"),
             CaFile::TokenSecret => self.paths.secret_file.clone(),
             CaFile::CrlNumber => self
                 .paths
@@ -294,6 +302,9 @@ impl Store {
             lock,
         };
         locked.refresh()?;
+        if self.sightings_pending() {
+            locked.flush_sightings();
+        }
         Ok(locked)
     }
 
@@ -434,6 +445,9 @@ pub enum CaFile {
     CodeTries,
     /// `getacert.released` beside index.txt: serials an admin released.
     Released,
+    /// `getacert.devices` beside index.txt: device names, when added and last seen,
+    /// renewals waiting for their new certificate to be used.
+    Devices,
     /// `getacert.secret` beside index.txt: the HMAC key of tokens and codes.
     TokenSecret,
     /// The CA section's `crlnumber`, else `crlnumber` beside index.txt.
