@@ -292,16 +292,18 @@ impl Locked<'_> {
         }
     }
 
-    /// Appends `facts` for `serial`; fsynced when `durable`. Compacts the file first
-    /// when it holds more than twice as many lines as it has facts (and 1024 or more).
+    /// Appends `facts` for `serial`; fsynced when `durable`.
     fn append(&self, serial: &str, t: i64, facts: &[Fact<'_>], durable: bool) -> Result<(), StoreError> {
+        let lines: Vec<(&str, i64, &Fact<'_>)> = facts.iter().map(|f| (serial, t, f)).collect();
+        self.append_all(&lines, durable)
+    }
+
+    /// Appends `facts` in one write; fsynced when `durable`. Compacts the file first
+    /// when it holds more than eight lines per certificate (and 1024 or more).
+    fn append_all(&self, facts: &[(&str, i64, &Fact<'_>)], durable: bool) -> Result<(), StoreError> {
         let path = self.store.path_of(CaFile::Devices);
-        let Some(serial) = index::normalize_serial(serial) else {
-            return Ok(());
-        };
-        let serial = serial.as_str();
         let mut d = self.load_devices()?;
-        if d.lines >= 1024 && d.lines > 2 * 4 * d.map.len().max(1) {
+        if d.lines >= 1024 && d.lines > 8 * d.map.len().max(1) {
             let text = d.compacted();
             write_durably(&path, text.as_bytes())?;
             let lines = text.lines().count();
@@ -309,8 +311,13 @@ impl Locked<'_> {
             (d.dev, d.ino, d.len, d.torn, d.lines) = (meta.dev(), meta.ino(), meta.len(), false, lines);
         }
         let mut text: String = if d.torn { "\n".into() } else { String::new() };
-        for fact in facts {
-            text.push_str(&line_of(serial, t, fact));
+        for (serial, t, fact) in facts {
+            if let Some(serial) = index::normalize_serial(serial) {
+                text.push_str(&line_of(&serial, *t, fact));
+            }
+        }
+        if text.trim().is_empty() {
+            return Ok(());
         }
         let mut f = OpenOptions::new()
             .create(true)
@@ -404,11 +411,9 @@ impl Locked<'_> {
                 return;
             }
         };
-        let mut result = Ok(());
-        for (s, t) in &due {
-            result = result.and(self.append(s, *t, &[Fact::Ocsp], false));
-        }
-        if let Err(e) = result {
+        let facts: Vec<(&str, i64, &Fact<'_>)> =
+            due.iter().map(|(s, t)| (s.as_str(), *t, &Fact::Ocsp)).collect();
+        if let Err(e) = self.append_all(&facts, false) {
             log::warn!("{e} (OCSP sightings were not recorded)");
         }
     }
