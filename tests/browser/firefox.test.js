@@ -193,8 +193,8 @@ describe('Firefox ESR through the real stack', { skip }, () => {
     const NEW_NAME = '<b>Lab</b> laptop';
     await acct.page.click(`${other} details.rename summary`);
     const input = await acct.page.$(`${other} details.rename input[name=name]`);
-    await input.click({ clickCount: 3 });
-    await input.press('Backspace');
+    // (prefilled with the current name: emptied first, as a user selecting it all would)
+    await input.evaluate((e) => { e.value = ''; });
     await input.type(NEW_NAME);
     await Promise.all([acct.page.waitForNavigation({ waitUntil: 'load' }), acct.page.click(`${other} details.rename button`)]);
     assert.equal(await acct.page.$eval(`${other} .device-name`, (e) => e.textContent), NEW_NAME);
