@@ -198,6 +198,9 @@
       if (fields.email.value.trim()) body.set('email', fields.email.value.trim());
       if (fields.code && fields.code.value.trim()) body.set('code', fields.code.value.trim());
       body.set('token', form.elements.token.value);
+      // ?enroll=renew: the presented certificate is replaced once this one signs in.
+      var signedIn = document.getElementById('signed-in');
+      if (signedIn && signedIn.getAttribute('data-renew') === 'yes') body.set('renew', 'yes');
       body.set('csr', P.pem('CERTIFICATE REQUEST', csr));
       return fetch(form.getAttribute('action'), {
         method: 'POST', body: body, credentials: 'same-origin', cache: 'no-store',

@@ -145,15 +145,27 @@ impl Endpoint {
 
     /// The DER answer to a DER request at `now`: a kept one while it is at most a
     /// quarter of its validity old and the database says the same (`ca::ocsp_cache`),
-    /// else a fresh signature.
-    pub fn answer(&self, der: &[u8], now: i64) -> Answer {
+    /// else a fresh signature. `sighted` is told each serial of this CA asked for that
+    /// is valid (the device's "last seen"; it must be cheap: it runs on every lookup).
+    pub fn answer(&self, der: &[u8], now: i64, sighted: &dyn Fn(&str)) -> Answer {
         let reuse = i64::from(self.validity / 4);
-        if let Some(kept) = self.cache.hit(der, now, reuse, |s| self.view.lookup(s)) {
+        let lookup = |serials: &[String]| {
+            let status = self.view.lookup(serials);
+            if let Ok(entries) = &status {
+                for (s, e) in serials.iter().zip(entries) {
+                    if *e == Some(crate::ca::status::Entry::Valid) {
+                        sighted(s);
+                    }
+                }
+            }
+            status
+        };
+        if let Some(kept) = self.cache.hit(der, now, reuse, lookup) {
             return kept;
         }
         let mut looked: Looked = None;
         let answer = self.responder.answer(der, now, self.validity, |serials| {
-            let status = self.view.lookup(serials);
+            let status = lookup(serials);
             if let Ok(s) = &status {
                 looked = Some((serials.to_vec(), s.clone()));
             }
@@ -165,7 +177,7 @@ impl Endpoint {
 
     /// The HTTP answer: always 200 with an OCSP response (errors are OCSP statuses,
     /// which is what OCSP clients read); caching headers on a signed answer.
-    pub fn handle(&self, req: &Request, route: &Route, now: i64) -> Response {
+    pub fn handle(&self, req: &Request, route: &Route, now: i64, sighted: &dyn Fn(&str)) -> Response {
         let remote = req.param_str("REMOTE_ADDR").unwrap_or("-");
         let der = match route {
             Route::Post if req.body_too_large => None,
@@ -173,8 +185,8 @@ impl Endpoint {
             Route::Get(data) => decode_get(data),
         };
         let answer = match der {
-            Some(d) => self.answer(&d, now),
-            None => self.answer(&[], now),
+            Some(d) => self.answer(&d, now, sighted),
+            None => self.answer(&[], now, sighted),
         };
         let mut resp = Response::new(200, RESPONSE_TYPE, answer.der);
         match &answer.outcome {

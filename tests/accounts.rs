@@ -249,14 +249,13 @@ fn listed_devices(reply: &Reply) -> Vec<Listed> {
         return Vec::new();
     };
     let list = &text[start..text[start..].find("</ul>").map_or(text.len(), |e| start + e)];
-    list.split("<li>")
+    list.split("<li data-serial=\"")
         .skip(1)
         .map(|item| {
             let item = item.split("</li>").next().unwrap();
             let serial = item
-                .split("<strong>Certificate ")
-                .nth(1)
-                .and_then(|s| s.split('<').next())
+                .split('"')
+                .next()
                 .unwrap_or_else(|| panic!("no serial in {item:?}"))
                 .to_string();
             let status = item
@@ -271,6 +270,29 @@ fn listed_devices(reply: &Reply) -> Vec<Listed> {
                 status,
                 revoke_button: item.contains("name=\"action\" value=\"revoke\""),
             }
+        })
+        .collect()
+}
+
+/// Each listed device's serial, its name as shown (HTML as sent), and its meta line.
+fn device_names(reply: &Reply) -> Vec<(String, String, String)> {
+    let text = reply.text();
+    text.split("<li data-serial=\"")
+        .skip(1)
+        .map(|item| {
+            let serial = item.split('"').next().unwrap().to_string();
+            let after = |marker: &str| {
+                item.split(marker)
+                    .nth(1)
+                    .and_then(|s| s.split('<').next())
+                    .unwrap_or_else(|| panic!("no {marker} in {item:?}"))
+                    .to_string()
+            };
+            (
+                serial,
+                after("<strong class=\"device-name\">"),
+                after("<span class=\"meta\">"),
+            )
         })
         .collect()
 }
@@ -1362,6 +1384,33 @@ fn account_refusals() -> Vec<(&'static str, Action, u16)> {
             403,
         ),
         (
+            "rename without a token",
+            |a, _, _| {
+                a.sign_in(HttpRequest::form(&[
+                    ("action", "rename"),
+                    ("serial", &a.serial),
+                    ("name", "x"),
+                ]))
+            },
+            400,
+        ),
+        (
+            "rename with a token, not signed in",
+            |a, _, t| account(t, "rename", &[("serial", &a.serial), ("name", "x")]),
+            403,
+        ),
+        (
+            "alice renames bob's certificate",
+            |a, b, t| {
+                a.sign_in(account(
+                    t,
+                    "rename",
+                    &[("serial", &b.serial), ("name", "mine now")],
+                ))
+            },
+            403,
+        ),
+        (
             "an unknown action",
             |a, _, t| a.sign_in(account(t, "delete-account", &[])),
             400,
@@ -1776,36 +1825,143 @@ fn recovery_reservation_survives_five_wrong_codes() {
     assert_eq!(reply.status, 409, "{reply:?}");
 }
 
-/// `renew=yes` from a signed-in device: the new certificate is issued and the presented
-/// one revoked (superseded); anonymous, it revokes nothing.
-#[test]
-fn renew_revokes_the_presented_certificate() {
+/// Issue 13 (replacing issue 10's "renew revokes the presented certificate"): a renewal
+/// is still bound to the presented certificate, but that one is superseded only once the
+/// new one signs in, never at issuance, so an import that fails leaves the user signed
+/// in. Until then the page says which certificate is which; an OCSP lookup for the new
+/// serial (anybody can send one) does not count. A second renewal from the old
+/// certificate (the first import failed) is fine: the unused first one goes too.
+fn renew_supersedes_the_presented_certificate_once_the_new_one_signs_in(mode: Mode) {
     let ca = Ca::init();
-    let t = Target::new(&ca, Mode::Cgi);
+    let t = Target::new(&ca, mode);
     let old = enroll_ok(&t, "alice", None, &[]);
     let other = enroll_ok(&t, "alice", Some(&old), &[]);
     let (reply, log) = t.send_logged(&old.sign_in(enroll("alice", &[("renew", "yes")])));
-    let new = Device::issued(&ca, &reply);
-    assert!(log.contains("renewal: the old certificate is revoked"), "{log}");
+    let failed_import = Device::issued(&ca, &reply);
+    assert!(
+        log.contains("renewal: the old certificate is superseded once this one is used"),
+        "{log}"
+    );
+    for d in [&old, &other, &failed_import] {
+        assert_eq!(
+            ca.status(&d.serial),
+            "Valid (V)",
+            "nothing is revoked at issuance"
+        );
+    }
+    assert!(crl_entries(&ca.path("crl.pem")).is_empty());
+    // The import failed: the old certificate still signs in, and says it is replaced
+    // once the new one signs in; it can renew again.
+    let page = t.send(&old.sign_in(HttpRequest::get()));
+    assert_eq!(signed_in_as(&page).as_deref(), Some("alice"), "{page:?}");
+    let text = page.text();
+    assert!(
+        text.contains(&format!(
+            "data-renewal=\"new\">New, not used yet: it replaces certificate {} once it signs in.",
+            old.serial
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "data-renewal=\"replaced\">Replaced once the new one (certificate {}) signs in",
+            failed_import.serial
+        )),
+        "{text}"
+    );
+    assert!(text.contains("id=\"renew-waiting\""), "{text}");
+    let new = Device::issued(&ca, &t.send(&old.sign_in(enroll("alice", &[("renew", "yes")]))));
+
+    // An OCSP lookup for the new serial marks nothing used (in the daemon it is
+    // recorded as seen by the web server; under CGI not at all).
+    let ocsp_req = ocsp_request_for(&ca, &new);
+    let answer = t.send(&ocsp_req);
+    assert_eq!(
+        answer.header("Content-Type"),
+        Some("application/ocsp-response"),
+        "{answer:?}"
+    );
+    assert_eq!(
+        ca.status(&old.serial),
+        "Valid (V)",
+        "an OCSP lookup does not supersede"
+    );
+    assert!(signed_in_as(&t.send(&old.sign_in(HttpRequest::get()))).is_some());
+
+    // The new certificate signs in: the old one is superseded, with the unused first
+    // renewal; the other device is untouched.
+    let (page, log) = t.send_logged(&new.sign_in(HttpRequest::get()));
+    assert_eq!(signed_in_as(&page).as_deref(), Some("alice"), "{page:?}");
+    assert!(
+        log.contains(&format!(
+            "renewal complete user=alice serial={} replaces={}",
+            new.serial, old.serial
+        )),
+        "{log}"
+    );
     assert_eq!(ca.status(&old.serial), "Revoked (R)");
+    assert_eq!(ca.status(&failed_import.serial), "Revoked (R)");
     assert_eq!(ca.status(&other.serial), "Valid (V)", "only the presented one");
     assert_eq!(ca.status(&new.serial), "Valid (V)");
     let line = ca.index().into_iter().find(|l| l.serial == old.serial).unwrap();
     assert!(line.revoked.ends_with(",superseded"), "{line:?}");
     assert_eq!(
         crl_entries(&ca.path("crl.pem")),
-        BTreeMap::from([(old.serial.clone(), Some("Superseded".to_string()))])
+        BTreeMap::from([
+            (old.serial.clone(), Some("Superseded".to_string())),
+            (failed_import.serial.clone(), Some("Superseded".to_string())),
+        ])
+    );
+    assert!(
+        !page.text().contains("data-renewal="),
+        "the renewal is done: {}",
+        page.text()
     );
     assert!(is_enrollment_page(&t.send(&old.sign_in(HttpRequest::get()))));
     let page = t.send(&new.sign_in(HttpRequest::get()));
-    assert_eq!(signed_in_as(&page).as_deref(), Some("alice"));
-    assert_eq!(listed_devices(&page).len(), 3, "{page:?}");
+    assert_eq!(listed_devices(&page).len(), 4, "{page:?}");
+    assert!(!log.contains("error"), "{log}");
 
     // Anonymous, for a new name: issued, nothing revoked.
     let before: Vec<_> = ca.index().into_iter().map(|l| (l.serial, l.status)).collect();
     enroll_ok(&t, "zed", None, &[("renew", "yes")]);
     let after: Vec<_> = ca.index().into_iter().map(|l| (l.serial, l.status)).collect();
     assert_eq!(&after[..before.len()], &before[..]);
+}
+
+#[test]
+fn renew_supersedes_the_presented_certificate_once_the_new_one_signs_in_cgi() {
+    renew_supersedes_the_presented_certificate_once_the_new_one_signs_in(Mode::Cgi);
+}
+
+#[test]
+fn renew_supersedes_the_presented_certificate_once_the_new_one_signs_in_fastcgi() {
+    renew_supersedes_the_presented_certificate_once_the_new_one_signs_in(Mode::Fcgi);
+}
+
+/// An OCSP request (POST /ocsp, as Apache sends it) for `dev`, made by `openssl ocsp`.
+fn ocsp_request_for(ca: &Ca, dev: &Device) -> HttpRequest {
+    let pem = ca.scratch(&format!("{}.pem", dev.serial));
+    fs::write(&pem, &dev.pem).unwrap();
+    let out = ca.scratch(&format!("{}.ocsp-req", dev.serial));
+    common::openssl([
+        "ocsp",
+        "-issuer",
+        ca.cert.to_str().unwrap(),
+        "-cert",
+        pem.to_str().unwrap(),
+        "-no_nonce",
+        "-reqout",
+        out.to_str().unwrap(),
+    ]);
+    HttpRequest {
+        method: "POST".into(),
+        content_type: Some("application/ocsp-request".into()),
+        body: fs::read(&out).unwrap(),
+        params: Vec::new(),
+    }
+    .with_param("REQUEST_URI", "/ocsp")
+    .with_param("SCRIPT_NAME", "/ocsp")
 }
 
 /// README, Answers: 503 (with Retry-After) when "the database lock is held elsewhere".
@@ -2106,6 +2262,10 @@ fn cross_site_posts_are_refused_even_with_a_token(mode: Mode) {
         for (what, req) in [
             ("revoke", account(&token, "revoke", &[("serial", &alice2.serial)])),
             ("add-device-code", account(&token, "add-device-code", &[])),
+            (
+                "rename",
+                account(&token, "rename", &[("serial", &alice2.serial), ("name", "x")]),
+            ),
             ("renew", enroll("alice", &[("renew", "yes"), ("token", &token)])),
         ] {
             let req = host(alice.sign_in(req)).with_param(header, value);
@@ -2519,4 +2679,349 @@ fn admin_commands_refuse_a_name_that_is_not_a_username() {
     }
     // A good name still works, in any case.
     admin_ok(&ca, &["recovery-code", "ALICE"]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Issue 13: devices with names, times, renaming, and renewals that lock nobody out
+
+const FIREFOX_WINDOWS: &str =
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0";
+const SAFARI_IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 \
+                             (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
+
+fn devices_file(ca: &Ca) -> String {
+    fs::read_to_string(ca.path("getacert.devices")).unwrap_or_default()
+}
+
+/// Today's date as the page prints it (YYYY-MM-DD, UTC), by `date -u`.
+fn today() -> String {
+    let out = Command::new("date").args(["-u", "+%Y-%m-%d"]).output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A device gets its name from the User-Agent it enrolled with, the day it was added,
+/// and "last signed in" once a signed-in page sees it; another device stays "not signed
+/// in yet". The file is getacert's own: `openssl ca` still reads the database.
+fn devices_are_named_from_the_user_agent_with_times(mode: Mode) {
+    let ca = Ca::init();
+    let t = Target::new(&ca, mode);
+    let laptop = enroll_ok(&t, "alice", None, &[]);
+    // The laptop's enrollment went out without a User-Agent: "Unknown device".
+    let code = add_device_code(&t, &laptop);
+    let phone_req = enroll("alice", &[("code", &code)]).with_param("HTTP_USER_AGENT", SAFARI_IPHONE);
+    let reply = t.send(&phone_req);
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let phone = Device::issued(&ca, &reply);
+    let code = add_device_code(&t, &laptop);
+    let reply = t.send(&enroll("alice", &[("code", &code)]).with_param("HTTP_USER_AGENT", FIREFOX_WINDOWS));
+    let firefox = Device::issued(&ca, &reply);
+
+    let page = t.send(&phone.sign_in(HttpRequest::get()));
+    let names = device_names(&page);
+    let by_serial = |s: &str| names.iter().find(|(serial, _, _)| serial == s).unwrap().clone();
+    let today = today();
+    let (_, name, meta) = by_serial(&phone.serial);
+    assert_eq!(name, "Safari on iPhone");
+    assert!(
+        meta.contains(&format!("added {today} · last signed in {today} ")),
+        "{meta}"
+    );
+    let (_, name, meta) = by_serial(&firefox.serial);
+    assert_eq!(name, "Firefox on Windows");
+    assert!(
+        meta.contains(&format!("added {today} · not signed in yet")),
+        "{meta}"
+    );
+    let (_, name, meta) = by_serial(&laptop.serial);
+    assert_eq!(name, "Unknown device");
+    assert!(meta.contains("last signed in"), "{meta}");
+    assert!(page.text().contains(&format!("<li data-serial=\"{}\"><div><strong class=\"device-name\">Safari on iPhone</strong> <span class=\"tag\">this device</span>", phone.serial)));
+    // The revoke step names the device it revokes.
+    assert!(page.text().contains(&format!(
+        "<p>The device <strong>Firefox on Windows</strong> with certificate {} (expires ",
+        firefox.serial
+    )));
+    assert!(page.text().contains(">Revoke Firefox on Windows</button>"));
+    let file = devices_file(&ca);
+    assert!(
+        file.contains(&format!("{}\tadded\t", phone.serial)) && file.contains("\tSafari on iPhone\n"),
+        "{file}"
+    );
+    // openssl ca does not mind the file beside index.txt.
+    assert!(ca.openssl_ca(&["-updatedb"]).is_empty() || ca.status(&phone.serial) == "Valid (V)");
+    assert_eq!(ca.status(&phone.serial), "Valid (V)");
+}
+
+#[test]
+fn devices_are_named_from_the_user_agent_with_times_cgi() {
+    devices_are_named_from_the_user_agent_with_times(Mode::Cgi);
+}
+
+#[test]
+fn devices_are_named_from_the_user_agent_with_times_fastcgi() {
+    devices_are_named_from_the_user_agent_with_times(Mode::Fcgi);
+}
+
+/// "Last seen" costs no fsync and at most one line per device every few minutes: ten
+/// signed-in page views append one `seen` line, and a page view under strace makes no
+/// fsync/fdatasync at all.
+#[test]
+fn sightings_are_coalesced_and_never_fsynced() {
+    let ca = Ca::init();
+    let t = Target::new(&ca, Mode::Cgi);
+    let alice = enroll_ok(&t, "alice", None, &[]);
+    for _ in 0..10 {
+        assert!(signed_in_as(&t.send(&alice.sign_in(HttpRequest::get()))).is_some());
+    }
+    let seen = devices_file(&ca)
+        .matches(&format!("{}\tseen\t", alice.serial))
+        .count();
+    assert_eq!(seen, 1, "{}", devices_file(&ca));
+    // A fresh device's first page view writes its sighting: still no fsync.
+    let bob = enroll_ok(&t, "bob", None, &[]);
+    let trace = ca.scratch("strace.out");
+    let (reply, _) = cgi_under_strace(
+        &ca,
+        &[
+            "-e",
+            "trace=fsync,fdatasync,sync_file_range",
+            "-o",
+            trace.to_str().unwrap(),
+        ],
+        &bob.sign_in(HttpRequest::get()),
+    );
+    assert_eq!(signed_in_as(&reply).as_deref(), Some("bob"));
+    assert!(devices_file(&ca).contains(&format!("{}\tseen\t", bob.serial)));
+    let calls = fs::read_to_string(&trace).unwrap();
+    assert!(
+        !calls
+            .lines()
+            .any(|l| l.contains("fsync(") || l.contains("fdatasync(")),
+        "a page view fsynced:\n{calls}"
+    );
+}
+
+/// Losing getacert.devices (deleted, garbage, or a directory where it should be) breaks
+/// neither sign-in nor enrollment: the page shows the serial instead of a name.
+#[test]
+fn losing_the_devices_file_breaks_neither_sign_in_nor_enrollment() {
+    let ca = Ca::init();
+    let t = Target::new(&ca, Mode::Cgi);
+    let alice = enroll_ok(&t, "alice", Some(&enroll_ok(&t, "alice", None, &[])), &[]);
+    let path = ca.path("getacert.devices");
+    for (case, damage) in [
+        ("deleted", (|p: &Path| fs::remove_file(p).unwrap()) as fn(&Path)),
+        ("garbage", |p: &Path| {
+            fs::write(p, b"\x00\xff garbage\tadded\tnot-a-time\n\tname\n").unwrap()
+        }),
+        ("a directory", |p: &Path| {
+            let _ = fs::remove_file(p);
+            fs::create_dir(p).unwrap()
+        }),
+    ] {
+        damage(&path);
+        let page = t.send(&alice.sign_in(HttpRequest::get()));
+        assert_eq!(signed_in_as(&page).as_deref(), Some("alice"), "{case}: {page:?}");
+        let names = device_names(&page);
+        assert!(names.len() >= 2, "{case}: {names:?}");
+        assert!(
+            names
+                .iter()
+                .any(|(s, n, _)| *s == alice.serial && *n == format!("Certificate {}", alice.serial)),
+            "{case}: {names:?}"
+        );
+        let user = format!("new{}", case.replace(' ', ""));
+        enroll_ok(&t, &user, None, &[]);
+        enroll_ok(&t, "alice", Some(&alice), &[]);
+        if path.is_dir() {
+            fs::remove_dir(&path).unwrap();
+        }
+    }
+}
+
+/// Renaming: the owner renames a live device of theirs; the name is escaped on the page
+/// and kept across processes. Everything else is refused and writes nothing (neither
+/// the database nor getacert.devices): another account's device, a revoked one of
+/// their own, a bad name (empty, a control or invisible character, 10 kB), a cross-site
+/// Origin.
+fn rename_a_device(mode: Mode) {
+    let ca = Ca::init();
+    let t = Target::new(&ca, mode);
+    let alice = enroll_ok(&t, "alice", None, &[]);
+    let phone = enroll_ok(&t, "alice", Some(&alice), &[]);
+    let gone = enroll_ok(&t, "alice", Some(&alice), &[]);
+    let bob = enroll_ok(&t, "bob", None, &[]);
+    let page = t.send(&alice.sign_in(HttpRequest::get()));
+    let token = page.token();
+    let revoke = t.send(&alice.sign_in(account(&token, "revoke", &[("serial", &gone.serial)])));
+    assert_eq!(revoke.status, 200, "{revoke:?}");
+    let host = |r: HttpRequest| r.with_param("HTTP_HOST", "example.org");
+    let rename = |serial: &str, name: &str| {
+        host(alice.sign_in(account(&token, "rename", &[("serial", serial), ("name", name)])))
+    };
+    let long = "x".repeat(10_000);
+    let cases: Vec<(&str, HttpRequest, u16)> = vec![
+        ("bob's device", rename(&bob.serial, "mine"), 403),
+        ("a revoked device of alice", rename(&gone.serial, "back"), 403),
+        ("a serial never issued", rename("7FFF", "x"), 403),
+        (
+            "no serial",
+            host(alice.sign_in(account(&token, "rename", &[("name", "x")]))),
+            403,
+        ),
+        ("an empty name", rename(&phone.serial, "  "), 400),
+        (
+            "no name",
+            host(alice.sign_in(account(&token, "rename", &[("serial", &phone.serial)]))),
+            400,
+        ),
+        ("a 10 kB name", rename(&phone.serial, &long), 400),
+        ("a newline", rename(&phone.serial, "a\nb\tseen\t1"), 400),
+        ("a NUL", rename(&phone.serial, "a\u{0}b"), 400),
+        (
+            "a right-to-left override",
+            rename(&phone.serial, "txt\u{202E}exe.pdf"),
+            400,
+        ),
+        (
+            "a cross-site Origin",
+            rename(&phone.serial, "x").with_param("HTTP_ORIGIN", "https://evil.example"),
+            403,
+        ),
+        (
+            "bob's certificate renames alice's device",
+            host(bob.sign_in(account(
+                &token,
+                "rename",
+                &[("serial", &phone.serial), ("name", "x")],
+            ))),
+            400,
+        ),
+    ];
+    // Bob's first page view is his sighting; the refusals below then write nothing.
+    t.send(&bob.sign_in(HttpRequest::get()));
+    for (case, req, status) in cases {
+        let before = devices_file(&ca);
+        let reply = refused(&t, &format!("{mode:?} rename: {case}"), &req, status, &[]);
+        assert_eq!(devices_file(&ca), before, "{case}: getacert.devices changed");
+        if status == 400 && !case.starts_with("bob") {
+            assert_eq!(reply.header("X-Getacert-Field"), Some("name"), "{case}");
+        }
+    }
+    let long_reply = t.send(&rename(&phone.serial, &long));
+    assert!(
+        long_reply.text().contains("at most 60 characters"),
+        "{long_reply:?}"
+    );
+
+    // The control: alice renames her phone; HTML in the name stays text.
+    let reply = t.send(&rename(
+        &phone.serial,
+        " <img src=x onerror=alert(1)> Zoë's \"phone\" ",
+    ));
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let shown = "&lt;img src=x onerror=alert(1)&gt; Zoë&#39;s &quot;phone&quot;";
+    assert!(!reply.text().contains("<img src=x"), "{}", reply.text());
+    let page = t.send(&phone.sign_in(HttpRequest::get()));
+    let names = device_names(&page);
+    assert!(
+        names.iter().any(|(s, n, _)| *s == phone.serial && n == shown),
+        "{names:?}"
+    );
+    assert!(!page.text().contains("<img src=x"));
+    // Renaming this very device works too.
+    let reply = t.send(&rename(&alice.serial, "Laptop"));
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert!(
+        device_names(&reply)
+            .iter()
+            .any(|(s, n, _)| *s == alice.serial && n == "Laptop")
+    );
+    assert_eq!(ca.status(&phone.serial), "Valid (V)");
+}
+
+#[test]
+fn rename_a_device_cgi() {
+    rename_a_device(Mode::Cgi);
+}
+
+#[test]
+fn rename_a_device_fastcgi() {
+    rename_a_device(Mode::Fcgi);
+}
+
+/// The banner asks to renew when the presented certificate has fewer than `renew_days`
+/// days left (init issues for 365 days): none at the default 30, one at 400.
+#[test]
+fn renew_banner_when_fewer_than_renew_days_are_left() {
+    let ca = Ca::init();
+    let t = Target::new(&ca, Mode::Cgi);
+    let alice = enroll_ok(&t, "alice", None, &[]);
+    let page = t.send(&alice.sign_in(HttpRequest::get()));
+    assert!(!page.text().contains("id=\"renew-banner\""), "{}", page.text());
+    ca.append_getacert_settings("renew_days = 400\n");
+    let page = t.send(&alice.sign_in(HttpRequest::get()));
+    let text = page.text();
+    assert!(
+        text.contains("id=\"renew-banner\">This device&#39;s certificate expires in 36")
+            || text.contains("id=\"renew-banner\">This device's certificate expires in 36"),
+        "{text}"
+    );
+    assert!(
+        text.contains("href=\"/getacert?enroll=renew\">Renew it now</a>"),
+        "{text}"
+    );
+}
+
+/// OCSP lookups (what nginx makes for each handshake) mark a device "checked by the web
+/// server" in the daemon: kept in memory, written at most once a minute from the OCSP
+/// path or at the next page view, one line per device however many lookups. A lookup
+/// for a serial never issued records nothing.
+#[test]
+fn ocsp_lookups_mark_a_device_seen_by_the_web_server_fastcgi() {
+    let ca = Ca::init();
+    let t = Target::new(&ca, Mode::Fcgi);
+    let alice = enroll_ok(&t, "alice", None, &[]);
+    let phone = enroll_ok(&t, "alice", Some(&alice), &[]);
+    let ask = ocsp_request_for(&ca, &phone);
+    for _ in 0..20 {
+        let reply = t.send(&ask);
+        assert_eq!(reply.header("Content-Type"), Some("application/ocsp-response"));
+    }
+    let unknown = ca.scratch("unknown.ocsp-req");
+    common::openssl([
+        "ocsp",
+        "-issuer",
+        ca.cert.to_str().unwrap(),
+        "-serial",
+        "0x7FFF0001",
+        "-no_nonce",
+        "-reqout",
+        unknown.to_str().unwrap(),
+    ]);
+    let mut req = ask.clone();
+    req.body = fs::read(&unknown).unwrap();
+    t.send(&req);
+    // The first lookup wrote its sighting from the OCSP path (nothing had been written
+    // for a minute); the other 19 only touched memory.
+    let file = devices_file(&ca);
+    assert_eq!(
+        file.matches(&format!("{}\tocsp\t", phone.serial)).count(),
+        1,
+        "{file}"
+    );
+    assert!(!file.contains("7FFF0001"), "{file}");
+    let page = t.send(&alice.sign_in(HttpRequest::get()));
+    let names = device_names(&page);
+    let (_, _, meta) = names.iter().find(|(s, _, _)| *s == phone.serial).unwrap();
+    assert!(
+        meta.contains("not signed in yet · web server checked it "),
+        "{meta}"
+    );
+    let file = devices_file(&ca);
+    assert_eq!(
+        file.matches(&format!("{}\tocsp\t", phone.serial)).count(),
+        1,
+        "{file}"
+    );
 }

@@ -183,6 +183,12 @@ fn signed_in_enroll_page_says_whose_device_it_adds_or_renews() {
             "{query}: the enrollment page"
         );
         assert!(text.contains(words), "{query}: {text}");
+        // Only the renewal page makes enroll.js post renew=yes.
+        assert_eq!(
+            text.contains("data-renew=\"yes\""),
+            query == "enroll=renew",
+            "{query}"
+        );
         assert!(
             text.contains(
                 "id=\"username\" name=\"username\" type=\"text\" required maxlength=\"64\" value=\"alice\""
@@ -271,7 +277,7 @@ fn add_device_code_comes_with_a_qr_code_of_a_link_carrying_the_code_in_the_fragm
 }
 
 #[test]
-fn one_device_gets_a_nudge_and_revoking_asks_first_naming_the_certificate() {
+fn one_device_gets_a_nudge_and_revoking_asks_first_naming_the_device() {
     let ca = Ca::init();
     let alice = enroll(&ca, "alice");
     let page = front(&ca).send(&signed_in(HttpRequest::get(), &alice));
@@ -280,9 +286,13 @@ fn one_device_gets_a_nudge_and_revoking_asks_first_naming_the_certificate() {
             .contains("Add a second device so that losing this one does not lock you out."),
         "{page:?}"
     );
-    // a second device (enrolled while signed in as alice)
+    // a second device (enrolled while signed in as alice, from Chrome on Android)
     let reply = front(&ca).send(&signed_in(
-        HttpRequest::form(&[("username", "alice"), ("csr", &fixture_text("ec-p256.csr"))]),
+        HttpRequest::form(&[("username", "alice"), ("csr", &fixture_text("ec-p256.csr"))]).with_param(
+            "HTTP_USER_AGENT",
+            "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) \
+             Chrome/126.0.0.0 Mobile Safari/537.36",
+        ),
         &alice,
     ));
     assert_eq!(reply.status, 200, "{reply:?}");
@@ -290,15 +300,15 @@ fn one_device_gets_a_nudge_and_revoking_asks_first_naming_the_certificate() {
     let page = front(&ca).send(&signed_in(HttpRequest::get(), &alice));
     let text = page.text();
     assert!(!text.contains("id=\"one-device\""), "two devices: no nudge");
-    // the revoke button sits behind a <details> and names the certificate it revokes
+    // the revoke button sits behind a <details> and names the device it revokes
     assert!(
         text.contains("<details class=\"revoke\"><summary class=\"button\">Revoke…</summary>"),
         "{text}"
     );
     assert!(text.contains(&format!(
-        "The device with certificate <strong>{second}</strong> (expires "
+        "The device <strong>Chrome on Android</strong> with certificate {second} (expires "
     )));
-    assert!(text.contains(&format!(">Revoke certificate {second}</button>")));
+    assert!(text.contains(">Revoke Chrome on Android</button>"));
     // this device cannot be revoked from here
     assert_eq!(text.matches("<details class=\"revoke\">").count(), 1);
 }

@@ -9,8 +9,8 @@
 //!    serial is taken.
 //! 4. Sign without the lock; the certificate file is written.
 //! 5. [`App::commit`], under the lock again: the grant still holds ([`App::grant_lost`]),
-//!    the line is recorded, a renewal revokes the old certificate; then the flush,
-//!    outside the lock.
+//!    the line is recorded with the device's name (and, for a renewal, the certificate
+//!    it replaces once it is used); then the flush, outside the lock.
 //! 6. [`certificate_response`]: DER (or PEM when asked), never cached.
 //!
 //! Every step returns a [`Refusal`] for what it refuses; the first failing step answers.
@@ -19,7 +19,6 @@ use openssl::x509::X509Name;
 use regex::Regex;
 
 use crate::ca::codes::{self, CodeKind, Redeemed};
-use crate::ca::crl;
 use crate::ca::sign::{self, Issued, SubjectError};
 use crate::ca::store::{Locked, Pending, Reservation, Written};
 use crate::config::ChallengeRule;
@@ -60,8 +59,8 @@ struct Application<'f> {
     email: Option<Email>,
     /// An add-device or recovery code, when one was typed.
     code: Option<&'f str>,
-    /// `renew=yes`: a signed-in owner's old certificate is revoked once the new one is
-    /// recorded.
+    /// `renew=yes`: a signed-in owner's old certificate is superseded once the new one
+    /// is seen in use (a signed-in request presenting it), or expires on its own.
     renew: bool,
     /// The SPKAC or CSR, its signature verified.
     request: PublicKeyRequest,
@@ -177,6 +176,9 @@ impl App {
         // Flushed outside the lock, so waiting enrollments share the disk's flush; only
         // after it is the certificate answered.
         pending.sync()?;
+        if let Err(e) = self.store.sync_devices() {
+            log::error!("{e} (the new device's name may be lost)");
+        }
 
         log::info!(
             target: "audit",
@@ -190,7 +192,7 @@ impl App {
             },
             how.words(),
             remote(req),
-            if asked.renew && claim.proven.is_some() { " (renewal: the old certificate is revoked)" } else { "" }
+            if asked.renew && claim.proven.is_some() { " (renewal: the old certificate is superseded once this one is used)" } else { "" }
         );
         let der = issued.cert.to_der().map_err(|e| Refusal::Internal(e.to_string()));
         certificate_response(req.param_str("HTTP_ACCEPT"), asked.username.as_str(), pem, der)
@@ -285,8 +287,9 @@ impl App {
     }
 
     /// Step 5, under the lock: the grant still holds, the line is recorded (not yet
-    /// flushed: the caller syncs the [`Pending`] after the lock is released), and a
-    /// renewal revokes the presented certificate. A grant that did not hold, or a
+    /// flushed: the caller syncs the [`Pending`] after the lock is released) with its
+    /// device's name; a renewal notes the presented certificate as the one it replaces.
+    /// A grant that did not hold, or a
     /// failed record, removes the certificate file; the serial stays used.
     #[allow(clippy::too_many_arguments)]
     fn commit(
@@ -303,7 +306,7 @@ impl App {
         // The store rechecks under the lock and removes the certificate file when the
         // recheck refuses (another request won the name, the presented certificate was
         // revoked meanwhile) or the record fails.
-        let (mut locked, pending) = self.store.commit(written, &issued.record, |locked| {
+        let (locked, pending) = self.store.commit(written, &issued.record, |locked| {
             // The last moment a request the web server gave up on can leave no trace:
             // after this the certificate is recorded and answered, whoever still listens.
             if req.abandoned.is_set() {
@@ -314,11 +317,13 @@ impl App {
                 None => Ok(()),
             }
         })?;
-        if let (Some(old), true) = (claim.proven, renew) {
-            let replaced = crl::revoke(&mut locked, Some("superseded"), t, |r| r.serial == old.serial)?;
-            if !replaced.is_empty() {
-                self.refresh_crl(&mut locked, t);
-            }
+        // The device's name, and for a renewal the certificate it replaces: that one is
+        // superseded once this one is seen in use (`identity`), never here. A failure is
+        // logged: the certificate stands, the page then shows its serial.
+        let replaces = claim.proven.filter(|_| renew).map(|old| old.serial.as_str());
+        let name = crate::enroll::user_agent::device_name(req.param_str("HTTP_USER_AGENT"));
+        if let Err(e) = locked.device_added(&issued.record.serial, &name, replaces, t) {
+            log::error!("{e} (the new device's name is not kept)");
         }
         Ok(pending)
     }

@@ -6,7 +6,6 @@
 
 use std::borrow::Cow;
 
-use crate::ca::index::Record;
 use crate::web::{Request, Response};
 
 use super::page::{self, AccountView, CodeView, EnrollView, SignedIn, Site};
@@ -75,7 +74,7 @@ impl App {
         &self,
         req: &Request,
         who: &Identity,
-        devices: &[Record],
+        devices: &account::Listing,
         notice: Option<&str>,
         code: Option<&str>,
         now: Now,
@@ -91,6 +90,7 @@ impl App {
             username: &who.username,
             token: &token,
             devices: account::device_views(devices, &who.serial, now.secs),
+            renew_soon: account::renew_soon(who, self.config.renew_days, now.secs),
             notice,
             code: code.map(|c| CodeView {
                 code: c,

@@ -1,7 +1,9 @@
 //! Who is asking: the `SSL_CLIENT_*` parameters the web server passed, turned into an
 //! [`Identity`] only when the certificate is the one this CA filed under that serial, not
 //! revoked and not expired, checked under the database lock. Anything else is
-//! anonymous. This file decides nothing about what a signed-in user may do.
+//! anonymous. A signed-in request marks its certificate seen (and completes the renewal
+//! that certificate was made by, see `account`). This file decides nothing about what a
+//! signed-in user may do.
 
 use openssl::nid::Nid;
 use openssl::x509::X509;
@@ -40,8 +42,16 @@ impl App {
         let Some(presented) = presented(req) else {
             return Ok(None);
         };
-        let locked = self.store.lock()?;
-        Ok(identify(req, &locked, presented, now.secs))
+        let mut locked = self.store.lock()?;
+        let who = identify(req, &locked, presented, now.secs);
+        // Seen in use (written at most every few minutes); a renewal by this certificate
+        // completes now, since the handshake proved its key.
+        if let Some(who) = &who
+            && let Some(old) = locked.device_seen(&who.serial, now.secs)
+        {
+            self.complete_renewal(&mut locked, who, &old, now.secs);
+        }
+        Ok(who)
     }
 }
 

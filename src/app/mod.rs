@@ -29,7 +29,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::ca::codes::{self, CodeKind};
 use crate::ca::crl;
-use crate::ca::index::Record;
 use crate::ca::sign::{self, Ca, SubjectError};
 use crate::ca::store::{CaFile, Locked, Store, StoreError};
 use crate::config::Config;
@@ -54,6 +53,11 @@ pub struct App {
     /// What every FastCGI request must carry as `GETACERT_FRONT_SECRET` (the daemon
     /// with `front_secret_file`; `None` under CGI, where there is no socket to reach).
     front_secret: Option<Vec<u8>>,
+    /// The daemon: OCSP sightings are kept in memory and written now and then (a CGI
+    /// process lives for one request, so it records none).
+    long_running: bool,
+    /// When the OCSP path last wrote the sightings kept in memory (Unix seconds).
+    sightings_flushed: std::sync::atomic::AtomicI64,
 }
 
 /// The moment a request is handled, read once by [`Handler::handle`] and passed to
@@ -143,6 +147,8 @@ impl App {
             store,
             secret,
             front_secret: None,
+            long_running: false,
+            sightings_flushed: std::sync::atomic::AtomicI64::new(0),
         })
     }
 
@@ -151,6 +157,7 @@ impl App {
     /// the front secret when `front_secret_file` is set.
     pub fn daemon(mut self) -> Result<App, StartError> {
         self.store.set_serial_block(32);
+        self.long_running = true;
         if let Some(path) = &self.config.front_secret_file {
             self.front_secret = Some(read_front_secret(path)?);
         }
@@ -219,17 +226,17 @@ impl App {
                 }
                 self.enroll(req, &form, who.as_ref(), now)
             }
-            Some(action @ ("revoke" | "add-device-code")) => {
+            Some(action @ ("revoke" | "rename" | "add-device-code")) => {
                 // Account actions change what a signed-in user has: a form token bound
                 // to the certificate presented is required.
                 let who = who.ok_or(Refusal::NotSignedIn)?;
                 if !self.form_token_ok(req, Some(&who), token.unwrap_or(""), now) {
                     return Err(Refusal::BadToken);
                 }
-                if action == "revoke" {
-                    self.revoke_device(req, &form, &who, now)
-                } else {
-                    self.add_device_code(req, &who, now)
+                match action {
+                    "revoke" => self.revoke_device(req, &form, &who, now),
+                    "rename" => self.rename_device(req, &form, &who, now),
+                    _ => self.add_device_code(req, &who, now),
                 }
             }
             Some(other) => Err(Refusal::UnknownAction(other.chars().take(40).collect())),
@@ -266,9 +273,13 @@ impl App {
         }
     }
 
-    /// Every certificate of `username`, newest first.
-    pub fn devices(&self, locked: &Locked<'_>, username: &str) -> Result<Vec<Record>, Refusal> {
-        Ok(locked.user_records(username)?)
+    /// Every certificate of `username`, newest first, with what getacert.devices says
+    /// of each (nothing, when it cannot be read).
+    pub(crate) fn devices(&self, locked: &Locked<'_>, username: &str) -> Result<account::Listing, Refusal> {
+        let records = locked.user_records(username)?;
+        let serials: Vec<String> = records.iter().map(|r| r.serial.clone()).collect();
+        let info = locked.device_info(&serials);
+        Ok(account::Listing { records, info })
     }
 
     /// The answer to a refusal of a POST: [`Refusal::response`], logged.
@@ -310,9 +321,34 @@ impl Handler for App {
         // answer signed, nothing changed, no identity believed), asked by the web
         // server's own OCSP client through a loopback server that passes no secret.
         if let Some(route) = crate::responder::route(req, method) {
-            let mut resp = self.ocsp.handle(req, &route, now.secs);
+            // Each valid serial asked for is "seen by OCSP": kept in memory, written
+            // when the lock is next held (or, in the daemon, taken without waiting at
+            // most once a minute). Shown on the account page; it never completes a
+            // renewal, since anybody can ask for any serial.
+            let sighted = |serial: &str| {
+                if self.long_running {
+                    self.store.ocsp_sighted(serial, now.secs);
+                }
+            };
+            let mut resp = self.ocsp.handle(req, &route, now.secs, &sighted);
             if method == "HEAD" {
                 resp.body.clear();
+            }
+            if self.long_running && self.store.sightings_pending() {
+                let last = self.sightings_flushed.load(std::sync::atomic::Ordering::Relaxed);
+                if now.secs - last >= 60
+                    && self
+                        .sightings_flushed
+                        .compare_exchange(
+                            last,
+                            now.secs,
+                            std::sync::atomic::Ordering::Relaxed,
+                            std::sync::atomic::Ordering::Relaxed,
+                        )
+                        .is_ok()
+                {
+                    self.store.try_flush_sightings();
+                }
             }
             return resp;
         }

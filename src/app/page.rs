@@ -66,21 +66,23 @@ fn secure_headers(resp: Response) -> Response {
 
 /// What the enrollment page says to a visitor who is signed in (`?enroll=1` from the
 /// account page, `?enroll=renew` to renew): whose account the new certificate is for.
-/// Renewing never revokes the current certificate: it keeps working until the visitor
-/// revokes it on the account page, so an import that fails locks nobody out.
+/// Renewing (the page then posts `renew=yes`, marked by `data-renew`) never revokes the
+/// current certificate at once: it keeps working until the new one signs in, so an
+/// import that fails locks nobody out.
 fn signed_in_notice(action: &str, username: &str, renew: bool) -> String {
     let user = escape(username);
     let what = if renew {
         format!(
             "<strong>Renewing</strong> the certificate of <strong>{user}</strong>. \
-             Your current certificate keeps working until you revoke it on your devices page."
+             Your current certificate keeps working until the new one signs in; then it is replaced."
         )
     } else {
         format!("<strong>Adding a device</strong> for <strong>{user}</strong>.")
     };
     format!(
-        "<p id=\"signed-in\" class=\"notice\" role=\"status\">{what} \
+        "<p id=\"signed-in\" class=\"notice\" role=\"status\"{}>{what} \
          <a href=\"{}\">Back to your devices</a></p>",
+        if renew { " data-renew=\"yes\"" } else { "" },
         escape(action)
     )
 }
@@ -182,6 +184,24 @@ pub(crate) struct Device {
     pub(crate) expires: i64,
     /// The certificate this request presented.
     pub(crate) this: bool,
+    /// Its device's name; `None` when getacert.devices does not know it.
+    pub(crate) name: Option<String>,
+    /// When it was issued, when a signed-in page last saw it, when the web server last
+    /// asked for its OCSP status (Unix seconds), when known.
+    pub(crate) added: Option<i64>,
+    pub(crate) seen: Option<i64>,
+    pub(crate) ocsp: Option<i64>,
+    /// Its part in a renewal not yet complete.
+    pub(crate) renewal: Option<Renewal>,
+}
+
+/// A renewal whose new certificate has not signed in yet: which certificate is which.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Renewal {
+    /// The new certificate, not used yet; it replaces this serial once it signs in.
+    New { replaces: String },
+    /// The old certificate: it keeps working until the new one (this serial) signs in.
+    Replaced { by: String },
 }
 
 /// An add-device code, shown this once.
@@ -207,6 +227,100 @@ pub(crate) struct AccountView<'a> {
     pub(crate) devices: Vec<Device>,
     pub(crate) notice: Option<&'a str>,
     pub(crate) code: Option<CodeView<'a>>,
+    /// Days left on the presented certificate, when fewer than `renew_days`.
+    pub(crate) renew_soon: Option<i64>,
+}
+
+/// A date and time in UTC to the minute: `2026-12-05 13:40 UTC`.
+fn when(unix: i64) -> String {
+    let t = crate::ca::index::asn1_time(unix);
+    let d = t.trim_end_matches('Z');
+    let hm = d.get(d.len() - 6..d.len() - 2).unwrap_or("0000");
+    format!("{} {}:{} UTC", date(unix), &hm[0..2], &hm[2..4])
+}
+
+/// One device of the account page: its name (else its serial), this device, its status
+/// and times, its part in a renewal; for a live device a rename form, and for a live
+/// device other than this one a revoke form behind a second step that names it (a
+/// `<details>`, no script).
+fn device_item(d: &Device, action: &str, token: &str) -> String {
+    let live = d.status == Status::Valid;
+    let status = match d.status {
+        Status::Valid => "valid",
+        Status::Revoked => "revoked",
+        Status::Expired => "expired",
+    };
+    let serial = escape(&d.serial);
+    let title = match &d.name {
+        Some(n) => escape(n),
+        None => format!("Certificate {serial}"),
+    };
+    let mut meta = format!("{status}, expires {} · certificate {serial}", date(d.expires));
+    if let Some(t) = d.added {
+        meta.push_str(&format!(" · added {}", date(t)));
+    }
+    meta.push_str(&match d.seen {
+        Some(t) => format!(" · last signed in {}", when(t)),
+        None => " · not signed in yet".to_string(),
+    });
+    if let Some(t) = d.ocsp {
+        meta.push_str(&format!(" · web server checked it {}", when(t)));
+    }
+    let renewal = match (&d.renewal, live) {
+        (Some(Renewal::New { replaces }), true) => format!(
+            "<br><span class=\"renewal\" data-renewal=\"new\">New, not used yet: it replaces certificate {} once it signs in.</span>",
+            escape(replaces)
+        ),
+        (Some(Renewal::Replaced { by }), true) => format!(
+            "<br><span class=\"renewal\" data-renewal=\"replaced\">Replaced once the new one (certificate {}) signs in; until then it keeps working.</span>",
+            escape(by)
+        ),
+        _ => String::new(),
+    };
+    let mut out = format!(
+        "<li data-serial=\"{serial}\"><div><strong class=\"device-name\">{title}</strong> {}<br><span class=\"meta\">{meta}</span>{renewal}</div>",
+        if d.this {
+            "<span class=\"tag\">this device</span>"
+        } else {
+            ""
+        },
+    );
+    if live {
+        let current = d.name.as_deref().map(escape).unwrap_or_default();
+        out.push_str(&format!(
+            "<details class=\"rename\"><summary class=\"button\">Rename…</summary>\
+             <form method=\"post\" action=\"{action}\"><input type=\"hidden\" name=\"token\" value=\"{token}\">\
+             <input type=\"hidden\" name=\"action\" value=\"rename\"><input type=\"hidden\" name=\"serial\" value=\"{serial}\">\
+             <p><label>New name for certificate {serial} <input name=\"name\" value=\"{current}\" required maxlength=\"{max}\"></label></p>\
+             <button class=\"button\" type=\"submit\">Save the name</button></form></details>",
+            max = crate::ca::store::devices::NAME_MAX,
+        ));
+    }
+    if live && !d.this {
+        let (what, button) = match &d.name {
+            Some(n) => (
+                format!(
+                    "The device <strong>{}</strong> with certificate {serial}",
+                    escape(n)
+                ),
+                format!("Revoke {}", escape(n)),
+            ),
+            None => (
+                format!("The device with certificate <strong>{serial}</strong>"),
+                format!("Revoke certificate {serial}"),
+            ),
+        };
+        out.push_str(&format!(
+            "<details class=\"revoke\"><summary class=\"button\">Revoke…</summary>\
+             <form method=\"post\" action=\"{action}\"><input type=\"hidden\" name=\"token\" value=\"{token}\">\
+             <input type=\"hidden\" name=\"action\" value=\"revoke\"><input type=\"hidden\" name=\"serial\" value=\"{serial}\">\
+             <p>{what} (expires {expires}) will no longer sign in. This cannot be undone.</p>\
+             <button class=\"button danger\" type=\"submit\">{button}</button></form></details>",
+            expires = date(d.expires)
+        ));
+    }
+    out.push_str("</li>\n");
+    out
 }
 
 pub(crate) fn account_page(v: &AccountView<'_>) -> Response {
@@ -214,37 +328,28 @@ pub(crate) fn account_page(v: &AccountView<'_>) -> Response {
     let token = escape(v.token);
     let mut list = String::new();
     for d in &v.devices {
-        let live = d.status == Status::Valid;
-        let status = match d.status {
-            Status::Valid => "valid",
-            Status::Revoked => "revoked",
-            Status::Expired => "expired",
-        };
-        list.push_str(&format!(
-            "<li><div><strong>Certificate {}</strong> {}<br><span class=\"meta\">{status}, expires {}</span></div>",
-            escape(&d.serial),
-            if d.this { "<span class=\"tag\">this device</span>" } else { "" },
-            date(d.expires)
-        ));
-        if live && !d.this {
-            // A second step, without script: the button that revokes names the device.
-            list.push_str(&format!(
-                "<details class=\"revoke\"><summary class=\"button\">Revoke…</summary>\
-                 <form method=\"post\" action=\"{action}\"><input type=\"hidden\" name=\"token\" value=\"{token}\">\
-                 <input type=\"hidden\" name=\"action\" value=\"revoke\"><input type=\"hidden\" name=\"serial\" value=\"{serial}\">\
-                 <p>The device with certificate <strong>{serial}</strong> (expires {expires}) will no longer sign in. \
-                 This cannot be undone.</p>\
-                 <button class=\"button danger\" type=\"submit\">Revoke certificate {serial}</button></form></details>",
-                serial = escape(&d.serial),
-                expires = date(d.expires)
-            ));
-        }
-        list.push_str("</li>\n");
+        list.push_str(&device_item(d, &action, &token));
     }
     let notice = v
         .notice
         .map(|n| format!("<p class=\"notice\" role=\"status\">{}</p>", escape(n)))
         .unwrap_or_default();
+    let this = v.devices.iter().find(|d| d.this);
+    let waiting = this.is_some_and(|d| matches!(d.renewal, Some(Renewal::Replaced { .. })));
+    let renew = match (v.renew_soon, this) {
+        (_, Some(_)) if waiting => "<p class=\"warn\" id=\"renew-waiting\">A new certificate for this device is \
+             waiting: import the file you saved when you renewed, and sign in with it. This one keeps working \
+             until then.</p>"
+            .to_string(),
+        (Some(days), Some(d)) => format!(
+            "<p class=\"warn\" id=\"renew-banner\">This device's certificate expires in {days} day{s} ({date}). \
+             <a class=\"button primary\" href=\"{action}?enroll=renew\">Renew it now</a> This one keeps working \
+             until the new one signs in, so a failed import locks nobody out.</p>",
+            s = if days == 1 { "" } else { "s" },
+            date = date(d.expires),
+        ),
+        _ => String::new(),
+    };
     let live = v.devices.iter().filter(|d| d.status == Status::Valid).count();
     let nudge = if live <= 1 {
         "<p class=\"warn\" id=\"one-device\">This is your only device. Add a second device so that \
@@ -290,7 +395,7 @@ pub(crate) fn account_page(v: &AccountView<'_>) -> Response {
          <link rel=\"icon\" href=\"data:,\"><link rel=\"stylesheet\" href=\"{action}?asset=enroll.css\"></head><body>\
          <header class=\"banner\"><div class=\"wrap\"><span class=\"seal\" aria-hidden=\"true\"></span>\
          <span class=\"ca-name\">{ca}</span></div></header><main id=\"main\" class=\"wrap\">\
-         <h1>You are signed in as <span id=\"username\">{user}</span></h1>{notice}{code}\
+         <h1>You are signed in as <span id=\"username\">{user}</span></h1>{renew}{notice}{code}\
          <section class=\"card\" aria-labelledby=\"devices-heading\"><h2 id=\"devices-heading\">Your devices</h2>\
          <ul class=\"devices\">{list}</ul></section>\
          <section class=\"card\" aria-labelledby=\"add-heading\"><h2 id=\"add-heading\">Add a device</h2>{nudge}\
@@ -300,7 +405,8 @@ pub(crate) fn account_page(v: &AccountView<'_>) -> Response {
          <button class=\"button primary\" type=\"submit\">Get an add-device code</button></form></section>\
          <section class=\"card\" aria-labelledby=\"renew-heading\"><h2 id=\"renew-heading\">Renew this device</h2>\
          <p>Before this certificate expires, <a href=\"{action}?enroll=renew\">make a new one</a> while \
-         signed in; once it works, revoke the old one above.</p></section>\
+         signed in. This certificate keeps working until the new one signs in; then it is replaced \
+         (revoked as superseded) by itself.</p></section>\
          <p><a class=\"button\" href=\"{auth}\">Go to the site</a></p></main></body></html>\n",
         ca = escape(v.site.name),
         user = escape(v.username),
@@ -341,6 +447,11 @@ mod tests {
             status,
             expires: EXPIRES,
             this,
+            name: None,
+            added: None,
+            seen: None,
+            ocsp: None,
+            renewal: None,
         }
     }
 
@@ -352,6 +463,7 @@ mod tests {
             devices,
             notice: None,
             code,
+            renew_soon: None,
         }
     }
 
@@ -424,11 +536,75 @@ mod tests {
             "{html}"
         );
         assert!(html.contains("name=\"serial\" value=\"0B\""));
-        assert!(html.contains("<strong>Certificate 0A</strong> <span class=\"tag\">this device</span>"));
+        assert!(html.contains(
+            "<strong class=\"device-name\">Certificate 0A</strong> <span class=\"tag\">this device</span>"
+        ));
         assert!(html.contains("revoked, expires 2030-01-02") && html.contains("expired, expires 2030-01-02"));
         assert!(html.contains("value=\"TOKEN&quot;x\"") && !html.contains("TOKEN\"x"));
         assert!(!html.contains("id=\"one-device\""), "two live devices: no nudge");
         assert!(!html.contains("id=\"add-device-code\""), "no code was asked for");
+    }
+
+    #[test]
+    fn account_page_names_devices_escaped_with_times_and_a_revoke_step_naming_them() {
+        let mut other = device("0B", Status::Valid, false);
+        other.name = Some("<b>Bob's</b> \"phone\"".into());
+        other.added = Some(EXPIRES - 86400);
+        other.seen = Some(EXPIRES - 3600 + 59);
+        other.ocsp = Some(EXPIRES - 60);
+        let this = device("0A", Status::Valid, true);
+        let html = body(&account_page(&account(vec![other, this], None)));
+        let named = "&lt;b&gt;Bob&#39;s&lt;/b&gt; &quot;phone&quot;";
+        assert!(!html.contains("<b>Bob"), "{html}");
+        assert!(html.contains(&format!("<strong class=\"device-name\">{named}</strong>")));
+        assert!(html.contains("added 2030-01-01 · last signed in 2030-01-01 23:00 UTC · web server checked it 2030-01-01 23:59 UTC"));
+        assert!(html.contains("Certificate 0A</strong> <span class=\"tag\">this device</span><br><span class=\"meta\">valid, expires 2030-01-02 · certificate 0A · not signed in yet"));
+        assert!(html.contains(&format!("<p>The device <strong>{named}</strong> with certificate 0B (expires 2030-01-02) will no longer sign in.")));
+        assert!(html.contains(&format!(">Revoke {named}</button>")));
+        assert_eq!(
+            html.matches("name=\"action\" value=\"rename\"").count(),
+            2,
+            "both live devices can be renamed"
+        );
+        assert!(html.contains(&format!(
+            "name=\"name\" value=\"{named}\" required maxlength=\"60\""
+        )));
+    }
+
+    #[test]
+    fn account_page_says_which_certificate_is_which_in_a_renewal_and_asks_to_renew() {
+        let mut new = device("0B", Status::Valid, false);
+        new.renewal = Some(Renewal::New {
+            replaces: "0A".into(),
+        });
+        let mut old = device("0A", Status::Valid, true);
+        old.renewal = Some(Renewal::Replaced { by: "0B".into() });
+        let mut v = account(vec![new, old], None);
+        v.renew_soon = Some(3);
+        let html = body(&account_page(&v));
+        assert!(html.contains(
+            "data-renewal=\"new\">New, not used yet: it replaces certificate 0A once it signs in."
+        ));
+        assert!(
+            html.contains("data-renewal=\"replaced\">Replaced once the new one (certificate 0B) signs in")
+        );
+        assert!(
+            html.contains("id=\"renew-waiting\"") && !html.contains("id=\"renew-banner\""),
+            "{html}"
+        );
+
+        let mut v = account(vec![device("0A", Status::Valid, true)], None);
+        v.renew_soon = Some(1);
+        let html = body(&account_page(&v));
+        assert!(
+            html.contains("id=\"renew-banner\">This device&#39;s certificate expires in 1 day (2030-01-02)")
+                || html
+                    .contains("id=\"renew-banner\">This device's certificate expires in 1 day (2030-01-02)"),
+            "{html}"
+        );
+        assert!(html.contains("href=\"/getacert.php?enroll=renew\">Renew it now</a>"));
+        v.renew_soon = None;
+        assert!(!body(&account_page(&v)).contains("renew-banner"));
     }
 
     #[test]

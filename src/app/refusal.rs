@@ -44,6 +44,8 @@ pub enum Refusal {
     NotSignedIn,
     /// A device (serial) that is not the signed-in user's.
     NotYourDevice,
+    /// A device name that is empty, too long or has a control or invisible character.
+    BadDeviceName(crate::ca::store::devices::NameError),
     UnknownAction(String),
     /// The lock is held elsewhere or the disk is full: try again later.
     Busy(String),
@@ -97,6 +99,7 @@ impl Refusal {
             | Refusal::KeyRefused(_)
             | Refusal::BadChallenge
             | Refusal::BadToken
+            | Refusal::BadDeviceName(_)
             | Refusal::UnknownAction(_) => dressed(400),
             Refusal::CrossSite | Refusal::BadCode | Refusal::NotSignedIn | Refusal::NotYourDevice => {
                 dressed(403)
@@ -176,6 +179,7 @@ impl Refusal {
             | Refusal::SubjectTaken => Some("username"),
             Refusal::BadEmail | Refusal::EmailRequired => Some("email"),
             Refusal::BadCode => Some("code"),
+            Refusal::BadDeviceName(_) => Some("name"),
             Refusal::MethodNotAllowed
             | Refusal::BodyTooLarge
             | Refusal::UnsupportedMediaType(_)
@@ -306,6 +310,7 @@ impl fmt::Display for Refusal {
                 "This needs a valid certificate of this site: open the page from a device that is signed in."
             ),
             Refusal::NotYourDevice => write!(f, "That certificate is not one of your devices."),
+            Refusal::BadDeviceName(e) => write!(f, "{e}"),
             Refusal::UnknownAction(a) => write!(f, "Unknown action {a:?}."),
             Refusal::Busy(_) | Refusal::Abandoned => {
                 write!(f, "The server is busy. Please try again in a few seconds.")
@@ -365,6 +370,10 @@ mod tests {
             (Refusal::BadCode, 403),
             (Refusal::NotSignedIn, 403),
             (Refusal::NotYourDevice, 403),
+            (
+                Refusal::BadDeviceName(crate::ca::store::devices::NameError::TooLong),
+                400,
+            ),
             (Refusal::RateLimited(7), 429),
             (Refusal::UsernameTaken("alice".into()), 409),
             (Refusal::SubjectTaken, 409),

@@ -124,6 +124,11 @@ pub const GETACERT_KEYS: &[(&str, &str, &str)] = &[
         "seconds an add-device or recovery code stays valid",
     ),
     (
+        "renew_days",
+        "30",
+        "the account page asks to renew when the presented certificate has fewer days left",
+    ),
+    (
         "ipv6_prefix",
         "64",
         "IPv6 clients are rate-limited by their network of this many bits",

@@ -163,6 +163,8 @@ pub struct Config {
     pub username_rate: Option<crate::ratelimit::Rate>,
     /// Seconds an add-device or recovery code stays valid.
     pub code_lifetime: i64,
+    /// The account page's renewal banner shows when fewer days are left.
+    pub renew_days: i64,
     /// Seconds from an OCSP answer's thisUpdate to its nextUpdate.
     pub ocsp_next_update: u32,
     /// IPv6 clients are counted by their network of this many bits (64).
@@ -412,6 +414,10 @@ impl Config {
         if !(60..=7 * 86400).contains(&code_lifetime) {
             return Err(ga.err("code_lifetime", "must be between 60 and 604800 seconds"));
         }
+        let renew_days = ga.number("renew_days", 30i64)?;
+        if !(0..=3650).contains(&renew_days) {
+            return Err(ga.err("renew_days", "must be between 0 and 3650 days"));
+        }
 
         let ocsp_next_update = ga.number("ocsp_next_update", 60u32)?;
         if !(1..=7 * 86400).contains(&ocsp_next_update) {
@@ -465,6 +471,7 @@ impl Config {
             address_rate,
             username_rate,
             code_lifetime,
+            renew_days,
             ocsp_next_update,
             ca_cert,
             conf,
@@ -577,6 +584,7 @@ mod tests {
             ("address_rate", "off", Some("fast")),
             ("username_rate", "10/60", Some("10")),
             ("code_lifetime", "3600", Some("10")),
+            ("renew_days", "14", Some("-1")),
             ("ipv6_prefix", "56", Some("8")),
             ("front_secret_file", "/etc/getacert/front-secret", None),
         ];

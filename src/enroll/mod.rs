@@ -5,4 +5,5 @@ pub mod der;
 pub mod form;
 pub mod policy;
 pub mod request;
+pub mod user_agent;
 pub mod username;

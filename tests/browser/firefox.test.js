@@ -4,7 +4,8 @@
 // them, then Firefox itself, with the certificate imported into its own profile, signs in to
 // /auth/, sees its devices on the account page and gets an add-device code (a CSRF-checked
 // POST) with its QR code (decoded by zbarimg); a second, anonymous Firefox opens that link
-// and enrolls with the code; the first revokes it after the confirmation. Skipped unless
+// and enrolls with the code; the first renames it (the name shown as text) and revokes it
+// after the confirmation, which names the device. Skipped unless
 // GETACERT_URL is set (like e2e.test.js).
 //
 //   GETACERT_URL       the enrollment page, e.g. https://127.0.0.1:8443/getacert.php   (required)
@@ -176,20 +177,37 @@ describe('Firefox ESR through the real stack', { skip }, () => {
     assert.deepEqual(problems, []);
     await close();
 
-    // the first device: two devices now, no nudge; revoking asks first and names the certificate
+    // the first device: two devices now, no nudge, each named from its User-Agent; it
+    // renames the second (HTML in the name stays text), then revoking asks first and
+    // names the device
     await launch();
     const acct = await open(URL_);
     assert.equal(await acct.page.$('#one-device'), null);
     const items = await acct.page.$$eval('.devices li', (lis) => lis.map((li) => li.textContent));
     assert.equal(items.length, 2, items.join('\n'));
-    const summary = await acct.page.$('details.revoke summary');
     const serial = await acct.page.$eval('details.revoke input[name=serial]', (e) => e.value);
+    const other = `li[data-serial="${serial}"]`;
+    assert.equal(await acct.page.$eval(`${other} .device-name`, (e) => e.textContent), 'Firefox on Linux');
+    assert.match(await acct.page.$eval(`${other} .meta`, (e) => e.textContent), /added \d{4}-\d\d-\d\d · not signed in yet/);
+    assert.match(await acct.page.$eval('li:not([data-serial="' + serial + '"]) .meta', (e) => e.textContent), /last signed in \d{4}-\d\d-\d\d \d\d:\d\d UTC/);
+    const NEW_NAME = '<b>Lab</b> laptop';
+    await acct.page.click(`${other} details.rename summary`);
+    const input = await acct.page.$(`${other} details.rename input[name=name]`);
+    // (prefilled with the current name: emptied first, as a user selecting it all would)
+    await input.evaluate((e) => { e.value = ''; });
+    await input.type(NEW_NAME);
+    await Promise.all([acct.page.waitForNavigation({ waitUntil: 'load' }), acct.page.click(`${other} details.rename button`)]);
+    assert.equal(await acct.page.$eval(`${other} .device-name`, (e) => e.textContent), NEW_NAME);
+    assert.equal(await acct.page.$(`${other} .device-name b`), null, 'the name is text, not markup');
+    assert.match(await acct.page.evaluate(() => document.body.innerText), /is now called “<b>Lab<\/b> laptop”/);
+    const summary = await acct.page.$('details.revoke summary');
     assert.equal(await acct.page.$eval('details.revoke', (d) => d.open), false, 'the revoke button is hidden until asked');
     await summary.click();
     assert.equal(await acct.page.$eval('details.revoke', (d) => d.open), true);
     const words = await acct.page.$eval('details.revoke form', (f) => f.textContent);
-    assert.match(words, new RegExp(`certificate ${serial} \\(expires \\d{4}-\\d\\d-\\d\\d\\) will no longer sign in`));
-    assert.equal(await acct.page.$eval('details.revoke button', (b) => b.textContent), `Revoke certificate ${serial}`);
+    assert.ok(words.includes(`The device ${NEW_NAME} with certificate ${serial} (expires `), words);
+    assert.match(words, /\(expires \d{4}-\d\d-\d\d\) will no longer sign in/);
+    assert.equal(await acct.page.$eval('details.revoke button', (b) => b.textContent), `Revoke ${NEW_NAME}`);
     await Promise.all([acct.page.waitForNavigation({ waitUntil: 'load' }), acct.page.click('details.revoke button')]);
     assert.match(await acct.page.evaluate(() => document.body.innerText), new RegExp(`certificate 0*${serial} can no longer sign in`));
     assert.deepEqual(acct.problems, []);

@@ -49,6 +49,8 @@ impl Store {
             (CaFile::CodeTries, false),
             // Released names: without it a restored CA would hold them again.
             (CaFile::Released, false),
+            // Device names, added and last seen, pending renewals.
+            (CaFile::Devices, false),
             // The front secret and the snippets init made beside it for nginx and Apache.
             (CaFile::FrontSecret, false),
             (CaFile::FrontSecretNginx, false),

@@ -58,6 +58,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 mod backup;
+pub mod devices;
 mod durable;
 mod files;
 mod serial;
@@ -177,6 +178,10 @@ pub struct Store {
     /// Shares one fsync of newcerts/ among enrollments that created their files at the
     /// same time.
     newcerts_sync: GroupSync,
+    /// The cached `getacert.devices` (see `devices`); only touched under the lock.
+    devices: Mutex<devices::Devices>,
+    /// OCSP sightings not yet written: serial → last time asked.
+    sightings: Mutex<std::collections::HashMap<String, i64>>,
 }
 
 /// Opens the lock file read-only (flock needs no more), creating it (0640) when missing:
@@ -233,6 +238,8 @@ impl Store {
             lock_file: Mutex::new(None),
             append_file: Mutex::new(None),
             newcerts_sync: GroupSync::default(),
+            devices: Mutex::new(devices::Devices::default()),
+            sightings: Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -269,6 +276,7 @@ impl Store {
             CaFile::Codes => beside("getacert.codes"),
             CaFile::CodeTries => beside("getacert.code-tries"),
             CaFile::Released => beside("getacert.released"),
+            CaFile::Devices => beside("getacert.devices"),
             CaFile::TokenSecret => p
                 .database
                 .parent()
@@ -348,6 +356,9 @@ impl Store {
             lock,
         };
         locked.refresh()?;
+        if self.sightings_pending() {
+            locked.flush_sightings();
+        }
         Ok(locked)
     }
 
@@ -507,6 +518,9 @@ pub enum CaFile {
     CodeTries,
     /// `getacert.released` beside index.txt: serials an admin released.
     Released,
+    /// `getacert.devices` beside index.txt: device names, when added and last seen,
+    /// renewals waiting for their new certificate to be used.
+    Devices,
     /// `getacert.secret` beside index.txt: the HMAC key of tokens and codes.
     TokenSecret,
     /// `front_secret_file`, when set: the secret the web server sends with each request.
