@@ -152,6 +152,7 @@ sed -i "s|fastcgi_pass unix:$SOCK;|fastcgi_pass getacert_keepalive; fastcgi_keep
 sed -i "1i upstream getacert_keepalive { server unix:$SOCK; keepalive 32; }" "$T/nginx/site.conf"
 sed -i 's/^worker_processes 1;/worker_processes 2;/; s/worker_connections 128;/worker_connections 1024;/' "$T/nginx/nginx.conf"
 # What the daemon took, as nginx saw it, apart from what the client saw.
+# shellcheck disable=SC2016 # nginx variables, not the shell's
 sed -i 's|^\taccess_log \(.*\);|\tlog_format timed "$status $upstream_response_time";\n\taccess_log \1 timed;|' "$T/nginx/nginx.conf"
 check_grep "nginx uses the keep-alive upstream" "$T/nginx/site.conf" 'fastcgi_keep_conn on'
 "${NGINX[@]}" >"$T/logs/nginx.out" 2>&1 && wait_port "$PORT" || notok "nginx restarted" "$(cat "$T/logs/nginx.out")"
