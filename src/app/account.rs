@@ -24,6 +24,17 @@ pub(crate) struct Listing {
 }
 
 impl App {
+    /// The database lock for a state-changing account action. Once it is held is the last
+    /// moment a request the web server gave up on (closed, ABORT_REQUEST) can leave no
+    /// trace, since nobody would see its answer: such a request is refused here.
+    fn lock_for(&self, req: &Request) -> Result<Locked<'_>, Refusal> {
+        let locked = self.store.lock()?;
+        if req.abandoned.is_set() {
+            return Err(Refusal::Abandoned);
+        }
+        Ok(locked)
+    }
+
     pub(super) fn revoke_device(
         &self,
         req: &Request,
@@ -37,12 +48,7 @@ impl App {
             .and_then(index::normalize_serial)
             .ok_or(Refusal::NotYourDevice)?;
         let t = now.secs;
-        let mut locked = self.store.lock()?;
-        // Once the lock is held, the last moment a request the web server gave up on
-        // (closed, ABORT_REQUEST) can leave no trace: nobody would see the answer.
-        if req.abandoned.is_set() {
-            return Err(Refusal::Abandoned);
-        }
+        let mut locked = self.lock_for(req)?;
         let owner = |r: &Record| {
             r.common_name()
                 .is_some_and(|cn| locked.same_name(cn, &who.username))
@@ -91,7 +97,7 @@ impl App {
         let raw = form.one_of(&["name"]).map_err(Refusal::BadForm)?.unwrap_or("");
         let name = devices::check_name(raw).map_err(Refusal::BadDeviceName)?;
         let t = now.secs;
-        let locked = self.store.lock()?;
+        let locked = self.lock_for(req)?;
         let mine = locked.user_records(&who.username)?.into_iter().any(|r| {
             index::normalize_serial(&r.serial).as_deref() == Some(serial.as_str())
                 && r.effective_status(t) == Status::Valid
@@ -169,12 +175,7 @@ impl App {
         now: Now,
     ) -> Result<Response, Refusal> {
         let t = now.secs;
-        let locked = self.store.lock()?;
-        // Once the lock is held, the last moment a request the web server gave up on
-        // (closed, ABORT_REQUEST) can leave no trace: nobody would see the answer.
-        if req.abandoned.is_set() {
-            return Err(Refusal::Abandoned);
-        }
+        let locked = self.lock_for(req)?;
         let code = self.issue_code(&locked, &who.username, CodeKind::AddDevice, t)?;
         let devices = self.devices(&locked, &who.username)?;
         drop(locked);
